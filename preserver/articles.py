@@ -1,0 +1,165 @@
+"""Reading one article: front matter, snapshot URL, images and body links.
+
+Every outcome is a record, never an exception: a damaged file becomes an `Article` with
+`parse_status = error` and a message a person understands, so a scan of 49,118 files goes on.
+Files whose YAML holds C0 control characters (real ones do: \\x08, \\x1c inside quoted strings)
+are repaired by dropping those characters and parsed again (`repaired`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import frontmatter
+import yaml
+
+from .status import ParseStatus
+from .urls import is_http_url, parse_wayback_url, resolve_link, same_original
+
+# C0 controls other than tab, newline and carriage return; YAML refuses them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_IMG_TAG = re.compile(r"<img\b[^>]*?\bsrc\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", re.I)
+_MD_IMAGE = re.compile(r"!\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_MD_LINK = re.compile(r"(?<!!)\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_A_TAG = re.compile(r"<a\b[^>]*?\bhref\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", re.I)
+_TEXT_FIELDS = ("title", "date", "author", "category")
+
+
+@dataclass
+class Article:
+    """What one file says, or what is wrong with it."""
+
+    path: str  # relative to the corpus root, with forward slashes
+    sha256: str = ""
+    size: int = 0
+    parse_status: ParseStatus = ParseStatus.OK
+    parse_error: str | None = None
+    title: str | None = None
+    date: str | None = None
+    author: str | None = None
+    category: str | None = None
+    tags: list[str] = field(default_factory=list)
+    url: str | None = None
+    original_url: str | None = None
+    snapshot_timestamp: str | None = None
+    url_mismatch: bool = False  # the snapshot embeds another page than original_url
+    images: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+
+    def fail(self, message: str) -> Article:
+        self.parse_status = ParseStatus.ERROR
+        self.parse_error = message
+        return self
+
+
+def read_article(root: Path, file: Path, max_bytes: int) -> Article:
+    """Read one article file under root. Never raises for anything the file holds."""
+    article = Article(path=file.relative_to(root).as_posix())
+    try:
+        size = file.stat().st_size
+        if size > max_bytes:
+            return article.fail(f"file is {size:,} bytes, over the {max_bytes:,}-byte limit")
+        data = file.read_bytes()
+    except OSError as exc:
+        return article.fail(f"cannot read file: {exc.strerror or exc}")
+    article.size = len(data)
+    article.sha256 = hashlib.sha256(data).hexdigest()
+    return parse_article(article, data)
+
+
+def parse_article(article: Article, data: bytes) -> Article:
+    """Fill `article` from the file's bytes."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start]
+        return article.fail(f"not UTF-8 text: invalid byte 0x{bad:02x} at offset {exc.start}")
+    if not text.strip():
+        return article.fail("the file is empty")
+    if "\x00" in text:
+        return article.fail("the file holds NUL bytes: it is binary, not a Markdown article")
+    meta, body, error = _load_front_matter(text)
+    if error and _CONTROL.search(text):
+        meta, body, error = _load_front_matter(_CONTROL.sub("", text))
+        if error is None:
+            article.parse_status = ParseStatus.REPAIRED
+            article.parse_error = "dropped control characters from the YAML"
+    if error:
+        return article.fail(error)
+    _fill_fields(article, meta)
+    if article.parse_status != ParseStatus.ERROR:
+        _extract_references(article, body)
+    return article
+
+
+def _load_front_matter(text: str) -> tuple[dict, str, str | None]:
+    """(metadata, body, error message or None)."""
+    if not re.match(r"\A---[ \t]*\r?\n", text):
+        return {}, text, "no YAML front matter: the file must start with a '---' line"
+    try:
+        post = frontmatter.loads(text)
+    except yaml.YAMLError as exc:
+        return {}, text, f"YAML front matter is malformed: {_yaml_message(exc)}"
+    except (ValueError, TypeError) as exc:
+        return {}, text, f"YAML front matter is malformed: {exc}"
+    if not post.metadata and text.count("---") < 2:
+        return {}, text, "no YAML front matter: the closing '---' line is missing"
+    return dict(post.metadata), post.content, None
+
+
+def _yaml_message(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(problem)
+
+
+def _fill_fields(article: Article, meta: dict) -> None:
+    for name in _TEXT_FIELDS:
+        article.__setattr__(name, _as_text(meta.get(name)))
+    tags = meta.get("tags") or []
+    article.tags = [_as_text(t) for t in (tags if isinstance(tags, list) else [tags])]
+    article.url = _as_text(meta.get("url"))
+    article.original_url = _as_text(meta.get("original_url"))
+    missing = [k for k in ("url", "original_url") if not article.__getattribute__(k)]
+    if missing:
+        article.fail("front matter has no " + " and no ".join(f"'{k}'" for k in missing))
+        return
+    snapshot = parse_wayback_url(article.url)
+    if snapshot is None:
+        article.fail("'url' is not a Wayback snapshot URL "
+                     f"(https://web.archive.org/web/<timestamp>/<url>): {article.url[:200]}")
+        return
+    if not is_http_url(article.original_url):
+        article.fail(f"'original_url' is not an http(s) URL: {article.original_url[:200]}")
+        return
+    article.snapshot_timestamp = snapshot.timestamp
+    article.url_mismatch = not same_original(snapshot.original, article.original_url)
+
+
+def _as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _extract_references(article: Article, body: str) -> None:
+    page = article.url or ""
+    images = [html.unescape(a or b) for a, b in _IMG_TAG.findall(body)]
+    images += _MD_IMAGE.findall(body)
+    links = [html.unescape(a or b) for a, b in _A_TAG.findall(body)]
+    links += _MD_LINK.findall(body)
+    article.images = _unique(resolve_link(u, page) for u in images if u.strip())
+    article.links = _unique(resolve_link(u, page) for u in links if u.strip())
+
+
+def _unique(urls) -> list[str]:
+    return list(dict.fromkeys(urls))

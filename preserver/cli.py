@@ -1,0 +1,154 @@
+"""The command line: parses arguments, calls the library, formats output, picks the exit code.
+
+Exit codes (documented in the README; cron relies on them):
+  0  ran fine, nothing got worse
+  1  ran fine, but something got worse (a URL or image that was good is now failing)
+  2  bad usage or configuration
+  3  another run holds the ledger
+  4  the run failed or was interrupted (what was done is kept; rerun to resume)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import load_config
+from .crawl import Crawler
+from .errors import ConfigError, LedgerLockedError
+from .ledger import Ledger, LedgerLock, open_ledger
+from .report import format_json, format_text, ledger_summary
+from .status import RunStatus
+
+EXIT_OK, EXIT_WORSE, EXIT_USAGE, EXIT_LOCKED, EXIT_FAILED = 0, 1, 2, 3, 4
+log = logging.getLogger("preserver")
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("config.toml"), show_default=True, help="Configuration file.")
+
+
+@click.group()
+@click.version_option(__version__, prog_name="preserver")
+@click.option("-v", "--verbose", is_flag=True, help="Log each phase in detail.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and the summary.")
+def cli(verbose: bool, quiet: bool) -> None:
+    """Check an archive of articles, save their images, keep the history in SQLite."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s", stream=sys.stderr,
+                        force=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+@cli.command()
+@config_option
+def run(config_path: Path) -> None:
+    """Scan the corpus, check every snapshot and original, save every image."""
+    _run_phases(config_path, "run", scan=True, check=True, images=True)
+
+
+@cli.command()
+@config_option
+def scan(config_path: Path) -> None:
+    """Read every article into the ledger (no network)."""
+    _run_phases(config_path, "scan", scan=True, check=False, images=False)
+
+
+@cli.command()
+@config_option
+def check(config_path: Path) -> None:
+    """Check the snapshots and originals of the scanned articles."""
+    _run_phases(config_path, "check", scan=False, check=True, images=False)
+
+
+@cli.command()
+@config_option
+def images(config_path: Path) -> None:
+    """Save the images of the scanned articles that are not saved yet."""
+    _run_phases(config_path, "images", scan=False, check=False, images=True)
+
+
+@cli.command()
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def report(config_path: Path, fmt: str) -> None:
+    """Print a summary of the ledger."""
+    config = _load(config_path)
+    if not config.ledger_path.exists():
+        raise click.ClickException(f"no ledger yet at {config.ledger_path}: run `preserver run`")
+    summary = ledger_summary(open_ledger(config.ledger_path))
+    click.echo(format_json(summary) if fmt == "json" else format_text(summary))
+
+
+def _load(config_path: Path):
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _run_phases(config_path: Path, command: str, *, scan: bool, check: bool,
+                images: bool) -> None:
+    config = _load(config_path)
+    try:
+        with LedgerLock(config.ledger_path):
+            code = _locked_run(config, command, scan, check, images)
+    except LedgerLockedError as exc:
+        click.echo(f"Error: {exc}; not starting.", err=True)
+        code = EXIT_LOCKED
+    sys.exit(code)
+
+
+def _locked_run(config, command: str, scan: bool, check: bool, images: bool) -> int:
+    ledger = Ledger(open_ledger(config.ledger_path))
+    ledger.start_run(command, str(config.corpus_path))
+    crawler = Crawler(config, ledger)
+    status, error = RunStatus.COMPLETED, None
+    try:
+        if scan:
+            crawler.scan()
+        if check or images:
+            _run_async(crawler.check_and_save(check=check, images=images))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        status, error = RunStatus.INTERRUPTED, "interrupted by a signal"
+    except Exception as exc:  # recorded in the ledger, then reported; never silent
+        status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        log.exception("run failed")
+    summary = crawler.summary.as_dict()
+    ledger.finish_run(status, summary, error)
+    _print_summary(config, summary, status, error)
+    if status != RunStatus.COMPLETED:
+        return EXIT_FAILED
+    return EXIT_WORSE if summary["regressions"] else EXIT_OK
+
+
+def _run_async(coroutine) -> None:
+    """Run the network phases; SIGTERM and SIGINT cancel them cleanly."""
+    async def main():
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        await coroutine
+
+    asyncio.run(main())
+
+
+def _print_summary(config, summary: dict, status: RunStatus, error: str | None) -> None:
+    click.echo(format_text(ledger_summary(open_ledger(config.ledger_path))))
+    click.echo(f"This run: {summary['requests']} requests, {summary['regressions']} "
+               f"regressions, status {status.value}")
+    for host, reason in summary["unreachable_hosts"].items():
+        click.echo(f"Unreachable: {host}: {reason}. Its URLs were recorded as unreachable "
+                   "without further requests; check your network and run again.")
+    if error:
+        click.echo(f"Run {status.value}: {error}", err=True)

@@ -1,0 +1,154 @@
+"""Typed configuration, read from config.toml.
+
+One frozen dataclass per table of the file, so the rest of the code never digs in loose dicts.
+Relative paths resolve against the folder of the config file, not the working directory, so a
+crontab line can point at the file from anywhere. Unknown keys are errors: a typo should not
+silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+ARCHIVE_DEFAULT = "https://web.archive.org"
+AVAILABILITY_DEFAULT = "https://archive.org/wayback/available"
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    base_url: str = ARCHIVE_DEFAULT
+    availability_url: str = AVAILABILITY_DEFAULT
+    cdx_per_minute: float = 24.0  # archive.org allows 30 per IP (CDX and TimeMap share it)
+    replay_per_minute: float = 480.0  # archive.org allows about 600
+    availability_per_minute: float = 6.0  # the archive's flakiest endpoint
+    save_per_minute: float = 3.0  # SPN allows about 4 anonymous
+    replay_concurrency: int = 3  # more than 3-4 parallel downloads draws 429s
+    pause_after_429_seconds: float = 60.0  # a 429 pauses the whole endpoint class this long
+    max_429_per_class: int = 3  # then the class stops for this run rather than risk a block
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    per_host_per_second: float = 1.0
+    timeout_seconds: float = 20.0
+    max_redirects: int = 10
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    attempts: int = 3
+    initial_wait_seconds: float = 2.0
+    max_wait_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    allow_private_addresses: bool = False
+    max_image_bytes: int = 25_000_000
+    max_article_bytes: int = 5_000_000
+
+
+@dataclass(frozen=True)
+class Config:
+    corpus_path: Path
+    ledger_path: Path
+    media_path: Path
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    source: Path | None = None  # the file this came from, if any
+
+
+
+_TABLES = {
+    "archive": ArchiveConfig,
+    "live": LiveConfig,
+    "retry": RetryConfig,
+    "security": SecurityConfig,
+}
+_PATH_TABLES = {"corpus": "corpus_path", "ledger": "ledger_path", "media": "media_path"}
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate a config.toml; raise ConfigError with a readable message."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    folder = path.resolve().parent
+    unknown = set(raw) - set(_TABLES) - set(_PATH_TABLES)
+    if unknown:
+        raise ConfigError(f"{path}: unknown table(s) {sorted(unknown)}")
+    paths = {attr: _path_of(raw, table, folder, path) for table, attr in _PATH_TABLES.items()}
+    tables = {name: _table(raw.get(name, {}), cls, name, path) for name, cls in _TABLES.items()}
+    config = Config(**paths, **tables, source=path)
+    _validate(config, path)
+    return config
+
+
+def _path_of(raw: dict, table: str, folder: Path, source: Path) -> Path:
+    section = raw.get(table)
+    if not isinstance(section, dict) or not isinstance(section.get("path"), str):
+        raise ConfigError(f"{source}: [{table}] path is required (a string)")
+    extra = set(section) - {"path"}
+    if extra:
+        raise ConfigError(f"{source}: unknown key(s) in [{table}]: {sorted(extra)}")
+    return (folder / Path(section["path"]).expanduser()).resolve()
+
+
+def _table(section: object, cls: type, name: str, source: Path):
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: [{name}] must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(section) - set(fields)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) in [{name}]: {sorted(unknown)}")
+    values = {}
+    for key, value in section.items():
+        expected = type(getattr(cls(), key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(
+                f"{source}: [{name}] {key} must be {expected.__name__}, got {value!r}"
+            )
+        values[key] = value
+    return cls(**values)
+
+
+def _validate(config: Config, source: Path) -> None:
+    for name in ("base_url", "availability_url"):
+        url = getattr(config.archive, name)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{source}: [archive] {name} must be an http(s) URL, got {url!r}")
+    positive = {
+        "archive.cdx_per_minute": config.archive.cdx_per_minute,
+        "archive.replay_per_minute": config.archive.replay_per_minute,
+        "archive.availability_per_minute": config.archive.availability_per_minute,
+        "archive.save_per_minute": config.archive.save_per_minute,
+        "archive.replay_concurrency": config.archive.replay_concurrency,
+        "archive.max_429_per_class": config.archive.max_429_per_class,
+        "archive.timeout_seconds": config.archive.timeout_seconds,
+        "live.per_host_per_second": config.live.per_host_per_second,
+        "live.timeout_seconds": config.live.timeout_seconds,
+        "live.concurrency": config.live.concurrency,
+        "retry.attempts": config.retry.attempts,
+        "security.max_image_bytes": config.security.max_image_bytes,
+        "security.max_article_bytes": config.security.max_article_bytes,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{source}: {key} must be greater than 0, got {value!r}")

@@ -1,0 +1,166 @@
+"""The run: scan the corpus, check every snapshot and original, save every image.
+
+Each phase reads its work from the ledger (so `preserver check` can follow a `scan` made
+earlier) and writes each result as soon as it has it (so a killed run keeps what it did).
+Concurrency is a pool of workers; the real pacing is done by the limiters in `client`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .archive import Archive
+from .articles import read_article
+from .client import HttpClient
+from .config import Config
+from .errors import RequestFailed
+from .images import ImageSaver
+from .ledger import Ledger
+from .live import check_live
+from .status import CheckResult, ParseStatus
+from .storage import clean_partial_files
+from .urls import host_of
+
+log = logging.getLogger("preserver")
+WORKERS = 16
+
+
+@dataclass
+class RunSummary:
+    articles: Counter = field(default_factory=Counter)  # parse_status -> n
+    snapshots: Counter = field(default_factory=Counter)  # url status -> n
+    originals: Counter = field(default_factory=Counter)
+    images: Counter = field(default_factory=Counter)  # image status -> n
+    requests: int = 0
+    regressions: int = 0
+    unreachable: dict = field(default_factory=dict)  # host -> reason
+
+    def as_dict(self) -> dict:
+        return {
+            "articles": sum(self.articles.values()), "parse": dict(self.articles),
+            "snapshots": dict(self.snapshots), "originals": dict(self.originals),
+            "images": dict(self.images), "images_saved": self.images.get("saved", 0),
+            "requests": self.requests, "regressions": self.regressions,
+            "unreachable_hosts": self.unreachable,
+        }
+
+
+class Crawler:
+    def __init__(self, config: Config, ledger: Ledger):
+        self.config = config
+        self.ledger = ledger
+        self.summary = RunSummary()
+
+    # -- scan ---------------------------------------------------------------------------
+    def scan(self) -> None:
+        """Read every *.md under the corpus folder into the ledger."""
+        root = self.config.corpus_path
+        if not root.is_dir():
+            raise FileNotFoundError(f"corpus folder not found: {root}")
+        for file in iter_articles(root):
+            article = read_article(root, file, self.config.security.max_article_bytes)
+            self.ledger.record_article(article)
+            self.summary.articles[article.parse_status.value] += 1
+            if article.parse_status == ParseStatus.ERROR:
+                log.warning("%s: %s", article.path, article.parse_error)
+        log.info("scan: %d articles (%s)", sum(self.summary.articles.values()),
+                 _counts(self.summary.articles))
+
+    # -- network phases -----------------------------------------------------------------
+    async def check_and_save(self, check: bool = True, images: bool = True) -> None:
+        async with HttpClient(self.config) as client:
+            archive = Archive(client, self.config.archive.base_url)
+            if check:
+                await self._check_snapshots(archive)
+                await self._check_originals(client, archive)
+            if images:
+                await self._save_images(client, archive)
+            self.summary.requests = client.requests_sent
+            self.summary.unreachable = {h: str(e) for h, e in client.down_hosts.items()}
+        self.summary.regressions = self.ledger.regressions
+
+    async def _check_snapshots(self, archive: Archive) -> None:
+        urls = self._urls("snapshot")
+        await _pool(urls, archive.check_snapshot, self._recorder(self.summary.snapshots))
+        log.info("snapshots: %d checked (%s)", len(urls), _counts(self.summary.snapshots))
+
+    async def _check_originals(self, client: HttpClient, archive: Archive) -> None:
+        async def check(url: str) -> CheckResult:
+            result = await check_live(client, url)
+            try:
+                result.coverage = await archive.coverage(url)
+            except RequestFailed as exc:
+                result.error = "; ".join(filter(None, [result.error, f"CDX: {exc}"]))
+            return result
+
+        urls = self._urls("original")
+        await _pool(urls, check, self._recorder(self.summary.originals))
+        log.info("originals: %d checked (%s)", len(urls), _counts(self.summary.originals))
+
+    async def _save_images(self, client: HttpClient, archive: Archive) -> None:
+        removed = clean_partial_files(self.config.media_path)
+        if removed:
+            log.info("removed %d partial files left by an interrupted run", removed)
+        saver = ImageSaver(client, archive, self.config.media_path,
+                           self.config.security.max_image_bytes)
+        todo = [u for u in self._urls("image") if not saver.already_saved(self.ledger.image_row(u))]
+        self.summary.images["already_saved"] = len(self._urls("image")) - len(todo)
+
+        def record(outcome) -> None:
+            self.ledger.record_check(outcome.check)
+            self.ledger.record_image(outcome.row)
+            self.summary.images[outcome.row["status"]] += 1
+
+        await _pool(todo, saver.save, record)
+        log.info("images: %d fetched (%s)", len(todo), _counts(self.summary.images))
+
+    def _recorder(self, counter: Counter):
+        def record(result: CheckResult) -> None:
+            self.ledger.record_check(result)
+            counter[result.status.value] += 1
+        return record
+
+    def _urls(self, role: str) -> list[str]:
+        rows = self.ledger.db.execute(
+            "select distinct l.url from links l join articles a on a.path = l.article_path "
+            "where l.role = ? and a.parse_status != 'error' order by l.url", [role])
+        return [row[0] for row in rows]
+
+
+async def _pool(items, work, record, workers: int = WORKERS) -> None:
+    """Run `work` on every item with a bounded number of workers; `record` each result."""
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        while True:
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            record(await work(item))
+
+    await asyncio.gather(*(worker() for _ in range(min(workers, len(items)) or 1)))
+
+
+def iter_articles(root: Path):
+    """Every *.md file under root, in a stable order, without following directory symlinks."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(".md") and not name.startswith("."):
+                yield Path(folder) / name
+
+
+def _counts(counter: Counter) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "none"
+
+
+def archive_hosts(config: Config) -> set[str]:
+    return {host_of(config.archive.base_url), host_of(config.archive.availability_url)}

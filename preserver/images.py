@@ -1,0 +1,141 @@
+"""Saving an article's images before they vanish from the archive.
+
+An image is fetched from the archive's raw replay (`<ts>id_/<url>`: the bytes exactly as
+captured), following the archive's redirect to the nearest capture. What comes back is only
+saved if its bytes really are an image (magic numbers, not the Content-Type a server claims:
+the archive serves HTML error pages with 200), under the size cap, written atomically to a path
+derived from its URL. An image already on disk with the recorded hash is not fetched again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .archive import Archive
+from .client import HttpClient
+from .errors import RequestFailed, UnsafePathError
+from .ledger import now
+from .status import CheckResult, ImageStatus, UrlStatus, status_for_http
+from .storage import media_relpath, safe_target, sha256_of_file, write_atomically
+from .urls import parse_wayback_url
+
+_SIGNATURES = [
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"\x00\x00\x01\x00", "image/x-icon"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+]
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The image type the bytes themselves show, or None if they are not an image."""
+    for magic, kind in _SIGNATURES:
+        if data.startswith(magic):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:12] in (b"ftypavif", b"ftypavis"):
+        return "image/avif"
+    head = data[:1024].lstrip().lower()
+    if (head.startswith(b"<?xml") or head.startswith(b"<svg")) and b"<svg" in head:
+        return "image/svg+xml"
+    return None
+
+
+@dataclass
+class ImageOutcome:
+    row: dict  # for the images table
+    check: CheckResult  # for urls/checks
+
+
+class ImageSaver:
+    def __init__(self, client: HttpClient, archive: Archive, media_root: Path, max_bytes: int):
+        self.client = client
+        self.archive = archive
+        self.media_root = media_root
+        self.max_bytes = max_bytes
+
+    def already_saved(self, row: dict | None) -> bool:
+        """True when the ledger says saved and the file on disk still has that hash."""
+        if not row or row.get("status") != ImageStatus.SAVED or not row.get("local_path"):
+            return False
+        return sha256_of_file(self.media_root / row["local_path"]) == row.get("sha256")
+
+    async def save(self, url: str) -> ImageOutcome:
+        wayback = parse_wayback_url(url)
+        original = wayback.original if wayback else url
+        row = {"url": url, "original_url": original, "local_path": None, "sha256": None,
+               "bytes": None, "content_type": None, "source_url": None, "saved_at": None,
+               "capture_timestamp": None, "error": None}
+        fetch_url = self.archive.replay_url(url, "id_") if wayback else url
+        endpoint = "replay" if wayback else "live"
+        try:
+            response = await self.client.get(fetch_url, endpoint, max_bytes=self.max_bytes)
+        except RequestFailed as exc:
+            check = CheckResult.failed(url, exc)
+            return ImageOutcome({**row, "status": _failure_status(exc.status),
+                                 "error": str(exc)}, check)
+        check = CheckResult(url, status_for_http(response.status_code), response.status_code,
+                            attempts=response.attempts, elapsed_ms=response.elapsed_ms)
+        if response.redirects:
+            check.status = UrlStatus.REDIRECTED if check.status == UrlStatus.OK else check.status
+            check.final_url = response.redirects[-1]
+        final = parse_wayback_url(_path_of(response.url)) if wayback else None
+        row.update(source_url=response.url,
+                   capture_timestamp=final.timestamp if final else None)
+        row.update(self._store(response, original))
+        if row["status"] != ImageStatus.SAVED:
+            check.error = row["error"]
+        return ImageOutcome(row, check)
+
+    def _store(self, response, original: str) -> dict:
+        """Validate and write; returns the image columns that depend on the bytes."""
+        code = response.status_code
+        if response.too_large:
+            return {"status": ImageStatus.TOO_LARGE,
+                    "error": f"larger than max_image_bytes ({self.max_bytes:,} bytes)"}
+        if code in (404, 410):
+            return {"status": ImageStatus.MISSING, "error": "not archived (HTTP 404)"}
+        if code != 200:
+            return {"status": ImageStatus.FAILED, "error": f"HTTP {code}"}
+        kind = sniff_image_type(response.body)
+        claimed = response.content_type
+        if kind is None:
+            return {"status": ImageStatus.INVALID, "content_type": claimed or None,
+                    "error": f"not an image: served as {claimed or 'no type'}, "
+                             f"starts with {response.body[:16]!r}"}
+        note = None
+        if claimed.startswith("image/") and claimed != kind and claimed != "image/jpg":
+            note = f"served as {claimed} but the bytes are {kind}"
+        return self._write(response.body, kind, original, note)
+
+    def _write(self, data: bytes, kind: str, original: str, note: str | None) -> dict:
+        relpath = media_relpath(original, kind)
+        try:
+            write_atomically(safe_target(self.media_root, relpath), data)
+        except UnsafePathError as exc:
+            return {"status": ImageStatus.FAILED, "error": str(exc)}
+        except OSError as exc:
+            return {"status": ImageStatus.FAILED,
+                    "error": f"cannot write {relpath}: {exc.strerror or exc}"}
+        return {"status": ImageStatus.SAVED, "local_path": relpath, "content_type": kind,
+                "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                "saved_at": now(), "error": note}
+
+
+def _failure_status(status: UrlStatus) -> ImageStatus:
+    if status == UrlStatus.NOT_FOUND:
+        return ImageStatus.MISSING
+    return ImageStatus.FAILED
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")

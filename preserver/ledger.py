@@ -1,0 +1,248 @@
+"""The SQLite ledger: the one module that knows the database's shape.
+
+`ensure_schema()` is idempotent: it creates the tables, indexes and views that are missing and
+adds new columns to old ledgers, so any version of preserver can open any older ledger. The
+ledger runs in WAL mode so Datasette can read it while a run writes. All times are ISO-8601 UTC
+text; all paths are relative to the corpus root. `urls` holds the current state of each distinct
+URL; `checks` is append-only: every check ever made stays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import sqlite_utils
+
+from .errors import LedgerLockedError
+from .status import ImageStatus, RunStatus, UrlStatus
+
+SCHEMA = {
+    "runs": {
+        "id": int, "started_at": str, "finished_at": str, "status": str, "command": str,
+        "corpus_path": str, "articles": int, "checks": int, "images_saved": int,
+        "requests": int, "regressions": int, "summary": str, "error": str,
+    },
+    "articles": {
+        "path": str, "title": str, "date": str, "author": str, "category": str, "tags": str,
+        "url": str, "original_url": str, "snapshot_timestamp": str, "url_mismatch": int,
+        "parse_status": str, "parse_error": str, "sha256": str, "size": int,
+        "image_count": int, "link_count": int, "scanned_at": str, "run_id": int,
+    },
+    "links": {"article_path": str, "url": str, "role": str, "position": int},
+    "urls": {
+        "url": str, "status": str, "http_status": int, "final_url": str,
+        "capture_timestamp": str, "checked_at": str, "attempts": int, "elapsed_ms": int,
+        "error": str, "first_seen_at": str, "first_failed_at": str, "last_ok_at": str,
+        "consecutive_failures": int, "previous_status": str, "captures": int,
+        "first_capture": str, "last_capture": str,
+    },
+    "checks": {
+        "id": int, "run_id": int, "url": str, "checked_at": str, "status": str,
+        "http_status": int, "final_url": str, "elapsed_ms": int, "attempts": int, "error": str,
+    },
+    "images": {
+        "url": str, "original_url": str, "local_path": str, "sha256": str, "bytes": int,
+        "content_type": str, "status": str, "source_url": str, "capture_timestamp": str,
+        "saved_at": str, "checked_at": str, "error": str,
+    },
+}
+PRIMARY_KEYS = {
+    "runs": "id", "articles": "path", "links": ("article_path", "role", "url"), "urls": "url",
+    "checks": "id", "images": "url",
+}
+INDEXES = [
+    ("links", ["url"]), ("urls", ["status"]), ("checks", ["url"]), ("checks", ["run_id"]),
+    ("images", ["status"]), ("articles", ["parse_status"]),
+]
+VIEWS = {
+    "article_health": """
+        select a.path, a.title, a.date, a.category, a.parse_status,
+          s.status as snapshot_status, o.status as original_status, o.captures,
+          (select count(*) from links l join images i on i.url = l.url
+             where l.article_path = a.path and l.role = 'image' and i.status = 'saved')
+             as images_saved,
+          a.image_count
+        from articles a
+        left join urls s on s.url = a.url
+        left join urls o on o.url = a.original_url""",
+}
+GOOD = {UrlStatus.OK.value, UrlStatus.REDIRECTED.value}
+
+
+def now() -> str:
+    """The current time as ISO-8601 UTC text, to the second."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def open_ledger(path: Path) -> sqlite_utils.Database:
+    """Open (creating if needed) a ledger in WAL mode with its schema in place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(path)
+    db.execute("PRAGMA busy_timeout = 10000")
+    db.enable_wal()
+    db.execute("PRAGMA synchronous = NORMAL")
+    ensure_schema(db)
+    return db
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    """Create what is missing; never drops or rewrites anything."""
+    for name, columns in SCHEMA.items():
+        table = db.table(name)
+        if not table.exists():
+            table.create(columns, pk=PRIMARY_KEYS[name])
+        else:
+            missing = {c: t for c, t in columns.items() if c not in table.columns_dict}
+            for column, kind in missing.items():
+                table.add_column(column, kind)
+    for name, columns in INDEXES:
+        db.table(name).create_index(columns, if_not_exists=True)
+    for name, sql in VIEWS.items():
+        db.create_view(name, sql, replace=True)
+
+
+class LedgerLock:
+    """An exclusive lock beside the ledger, held for the whole run (not the database itself,
+    so Datasette and `preserver report` can read while a run writes)."""
+
+    def __init__(self, ledger_path: Path):
+        self.path = ledger_path.with_name(ledger_path.name + ".lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> LedgerLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise LedgerLockedError(
+                f"another preserver run (pid {holder}) holds the ledger {self.path.stem}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class Ledger:
+    """Writes of one run. Every write is its own transaction: a killed run loses at most the
+    check in flight, and the ledger stays consistent."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        self.run_id: int | None = None
+        self.regressions = 0
+        self.checks = 0
+
+    def start_run(self, command: str, corpus_path: str) -> int:
+        self._close_abandoned_runs()
+        row = {"started_at": now(), "status": RunStatus.RUNNING.value, "command": command,
+               "corpus_path": corpus_path}
+        self.run_id = self.db.table("runs").insert(row).last_pk
+        return self.run_id
+
+    def _close_abandoned_runs(self) -> None:
+        """A run still marked `running` while we hold the lock was killed: say so."""
+        self.db.execute(
+            "update runs set status = ?, finished_at = coalesce(finished_at, ?), "
+            "error = coalesce(error, 'the process ended without finishing (killed?)') "
+            "where status = ?",
+            [RunStatus.INTERRUPTED.value, now(), RunStatus.RUNNING.value],
+        )
+
+    def finish_run(self, status: RunStatus, summary: dict, error: str | None = None) -> None:
+        self.db.table("runs").update(self.run_id, {
+            "finished_at": now(), "status": status.value, "checks": self.checks,
+            "regressions": self.regressions, "summary": json.dumps(summary, ensure_ascii=False),
+            "error": error, **{k: summary.get(k) for k in ("articles", "images_saved", "requests")},
+        })
+
+    def record_article(self, article) -> None:
+        """Replace one article's row and its links, in one transaction."""
+        row = {
+            "path": article.path, "title": article.title, "date": article.date,
+            "author": article.author, "category": article.category,
+            "tags": json.dumps(article.tags, ensure_ascii=False), "url": article.url,
+            "original_url": article.original_url,
+            "snapshot_timestamp": article.snapshot_timestamp,
+            "url_mismatch": int(article.url_mismatch), "parse_status": article.parse_status.value,
+            "parse_error": article.parse_error, "sha256": article.sha256, "size": article.size,
+            "image_count": len(article.images), "link_count": len(article.links),
+            "scanned_at": now(), "run_id": self.run_id,
+        }
+        with self.db.atomic():
+            self.db.table("articles").upsert(row, pk="path")
+            self.db.execute("delete from links where article_path = ?", [article.path])
+            self.db.table("links").insert_all(_links_of(article), pk=PRIMARY_KEYS["links"],
+                                              ignore=True)
+
+    def record_check(self, result) -> None:
+        """Append to `checks` and fold into the URL's current state, in one transaction."""
+        checked_at = now()
+        with self.db.atomic():
+            self.db.table("checks").insert({
+                "run_id": self.run_id, "url": result.url, "checked_at": checked_at,
+                "status": result.status.value, "http_status": result.http_status,
+                "final_url": result.final_url, "elapsed_ms": result.elapsed_ms,
+                "attempts": result.attempts, "error": result.error,
+            })
+            self.db.table("urls").upsert(self._url_state(result, checked_at), pk="url")
+        self.checks += 1
+
+    def _url_state(self, result, checked_at: str) -> dict:
+        previous = self.db.execute(
+            "select status, first_seen_at, first_failed_at, last_ok_at, consecutive_failures "
+            "from urls where url = ?", [result.url]).fetchone()
+        before, first_seen, first_failed, last_ok, failures = previous or (None, None, None,
+                                                                          None, 0)
+        good = result.status.value in GOOD
+        if before in GOOD and not good:
+            self.regressions += 1
+        state = {
+            "url": result.url, "status": result.status.value, "http_status": result.http_status,
+            "final_url": result.final_url, "capture_timestamp": result.capture_timestamp,
+            "checked_at": checked_at, "attempts": result.attempts,
+            "elapsed_ms": result.elapsed_ms, "error": result.error,
+            "first_seen_at": first_seen or checked_at, "previous_status": before,
+            "last_ok_at": checked_at if good else last_ok,
+            "first_failed_at": None if good else (first_failed or checked_at),
+            "consecutive_failures": 0 if good else (failures or 0) + 1,
+        }
+        if result.coverage is not None:
+            state.update(result.coverage)
+        return state
+
+    def image_row(self, url: str) -> dict | None:
+        rows = list(self.db.table("images").rows_where("url = ?", [url]))
+        return rows[0] if rows else None
+
+    def record_image(self, row: dict) -> None:
+        before = self.image_row(row["url"])
+        if before and before["status"] == ImageStatus.SAVED and row["status"] != ImageStatus.SAVED:
+            self.regressions += 1
+        with self.db.atomic():
+            self.db.table("images").upsert({**row, "checked_at": now()}, pk="url")
+
+
+def _links_of(article) -> list[dict]:
+    rows = []
+    if article.url:
+        rows.append({"role": "snapshot", "url": article.url})
+    if article.original_url:
+        rows.append({"role": "original", "url": article.original_url})
+    rows += [{"role": "image", "url": u} for u in article.images]
+    rows += [{"role": "link", "url": u} for u in article.links]
+    for position, row in enumerate(rows):
+        row.update(article_path=article.path, position=position)
+    return rows

@@ -1,0 +1,103 @@
+"""Politeness: one limiter per archive endpoint class, one per live host.
+
+The Wayback Machine sends no Retry-After and firewall-blocks an IP for an hour (doubling) when a
+client keeps sending after 429s. So a limiter here is shared by the whole process for its class
+(CDX, replay, availability, save), spaces request starts evenly below the configured rate, caps
+concurrency, and when any request of the class draws a 429 or a refused connection it pauses
+the *whole class*. After `max_strikes` such signals the class is stopped for the run: every
+later request fails at once with `rate_limited` instead of risking a block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from .errors import RequestFailed
+from .status import UrlStatus
+
+
+class RateLimiter:
+    """Even spacing (requests per minute), a concurrency cap, pause-and-stop on 429s."""
+
+    def __init__(
+        self,
+        name: str,
+        per_minute: float,
+        concurrency: int = 1,
+        pause_seconds: float = 0.0,
+        max_strikes: int | None = None,
+    ):
+        self.name = name
+        self.interval = 60.0 / per_minute
+        self.pause_seconds = pause_seconds
+        self.max_strikes = max_strikes
+        self.strikes = 0
+        self.stopped_reason: str | None = None
+        self.requests = 0
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._lock = asyncio.Lock()
+        self._next_start = 0.0
+        self._paused_until = 0.0
+
+    @contextlib.asynccontextmanager
+    async def slot(self, precheck=None):
+        """Hold one of the class's slots for the duration of a request.
+
+        `precheck` (a callable that may raise) runs each time we are about to take a turn, so
+        a request whose host died while it waited fails at once instead of being sent.
+        """
+        async with self._semaphore:
+            await self._wait_turn(precheck)
+            yield
+
+    async def _wait_turn(self, precheck) -> None:
+        """Wait until the next start is due. Turns are not reserved ahead: a waiter that
+        wakes to find its class stopped or its host dead has spent nothing."""
+        while True:
+            async with self._lock:
+                self._raise_if_stopped()
+                if precheck:
+                    precheck()
+                now = time.monotonic()
+                start = max(self._next_start, self._paused_until)
+                if start <= now:
+                    self._next_start = now + self.interval
+                    self.requests += 1
+                    return
+            await asyncio.sleep(start - now)
+
+    def _raise_if_stopped(self) -> None:
+        if self.stopped_reason:
+            raise RequestFailed(UrlStatus.RATE_LIMITED, self.stopped_reason)
+
+    def penalise(self, why: str) -> None:
+        """A 429 or refused connection: pause the whole class; stop it after too many."""
+        self.strikes += 1
+        self._paused_until = max(self._paused_until, time.monotonic() + self.pause_seconds)
+        if self.max_strikes is not None and self.strikes >= self.max_strikes:
+            self.stopped_reason = (
+                f"stopped {self.name} requests for this run after {self.strikes} signals "
+                f"to slow down ({why}); continuing would risk an IP block"
+            )
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopped_reason is not None
+
+
+class HostLimiters:
+    """One RateLimiter per live host, created on first use."""
+
+    def __init__(self, per_second: float, concurrency: int = 2):
+        self.per_minute = per_second * 60.0
+        self.concurrency = concurrency
+        self._by_host: dict[str, RateLimiter] = {}
+
+    def for_host(self, host: str) -> RateLimiter:
+        limiter = self._by_host.get(host)
+        if limiter is None:
+            limiter = RateLimiter(f"live:{host}", self.per_minute, self.concurrency)
+            self._by_host[host] = limiter
+        return limiter

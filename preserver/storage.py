@@ -1,0 +1,118 @@
+"""Where a saved image lives, and how it gets there without ever being half-written.
+
+The path is derived from the image's original URL (host, then the decoded path segments), so a
+person can find a file by eye: `media/www.hkcnews.com/news_新聞/hk-discuss/2018/11/x.png`. Every
+segment is sanitised (no `..`, no separators, no control characters, no leading dots, at most
+200 bytes); a query string or an over-long name adds a short hash so distinct URLs never share a
+file. The final path is checked to lie inside the media folder with no symlink on the way.
+Files are written to a temporary `.part` name, fsynced and renamed: a crash leaves either the
+old state or the new file, and `clean_partial_files` removes leftovers at the next start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .errors import UnsafePathError
+
+PART_SUFFIX = ".part"
+MAX_SEGMENT_BYTES = 200
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+EXTENSIONS = {
+    "image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
+    "image/bmp": ".bmp", "image/svg+xml": ".svg", "image/x-icon": ".ico", "image/avif": ".avif",
+    "image/tiff": ".tif",
+}
+
+
+def media_relpath(original_url: str, content_type: str | None = None) -> str:
+    """A safe relative path (forward slashes) for an image's original URL."""
+    parts = urlsplit(original_url)
+    host = _segment((parts.hostname or "unknown-host").lower()) or "unknown-host"
+    segments = [_segment(unquote(s, errors="replace")) for s in parts.path.split("/")]
+    segments = [s for s in segments if s]
+    name = segments.pop() if segments else "index"
+    if parts.query or _is_truncated(name):
+        stem, ext = os.path.splitext(name)
+        digest = hashlib.sha256(original_url.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        name = f"{_truncate(stem, MAX_SEGMENT_BYTES - 30)}-{digest}{ext[:10]}"
+    if content_type in EXTENSIONS and not os.path.splitext(name)[1]:
+        name += EXTENSIONS[content_type]
+    return "/".join([host, *segments, name])
+
+
+def _segment(text: str) -> str:
+    text = _UNSAFE.sub("_", text).strip().lstrip(".")
+    if text in ("", ".", ".."):
+        return ""
+    return _truncate(text, MAX_SEGMENT_BYTES)
+
+
+def _is_truncated(name: str) -> bool:
+    return name.endswith("\u2026")
+
+
+def _truncate(text: str, max_bytes: int) -> str:
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text
+    return data[: max_bytes - 3].decode("utf-8", "ignore") + "\u2026"
+
+
+def safe_target(media_root: Path, relpath: str) -> Path:
+    """media_root/relpath, refusing anything that escapes it or passes through a symlink."""
+    root = media_root.resolve()
+    target = root.joinpath(*relpath.split("/"))
+    if ".." in relpath.split("/") or not target.is_relative_to(root):
+        raise UnsafePathError(f"refusing to write outside the media folder: {relpath}")
+    current = root
+    for part in relpath.split("/")[:-1]:
+        current = current / part
+        if current.is_symlink():
+            raise UnsafePathError(f"refusing to write through a symlink: {current}")
+    if target.is_symlink():
+        raise UnsafePathError(f"refusing to overwrite a symlink: {target}")
+    return target
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write data to target via a fsynced temporary file and a rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=PART_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def clean_partial_files(media_root: Path) -> int:
+    """Remove `.part` leftovers of a killed run; returns how many."""
+    if not media_root.is_dir():
+        return 0
+    removed = 0
+    for temp in media_root.rglob("*" + PART_SUFFIX):
+        if temp.is_file() and not temp.is_symlink():
+            temp.unlink()
+            removed += 1
+    return removed
+
+
+def sha256_of_file(path: Path) -> str | None:
+    try:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    except OSError:
+        return None

@@ -1,0 +1,149 @@
+"""URLs as the corpus writes them, and Wayback snapshot URLs.
+
+The corpus holds URLs with raw CJK characters, `%20` and `%EF%BF%BD` mixed in one string. They
+are stored byte-faithfully (exactly as written) and turned into a request URL by
+`encode_once`, which percent-encodes what must be encoded and leaves existing escapes alone, so
+nothing reaches a server encoded twice. Wayback URLs (`/web/<ts><mod>/<original>`) are parsed
+here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+ARCHIVE_HOSTS = frozenset({"web.archive.org", "wayback.archive.org"})
+CANONICAL_ARCHIVE = "https://web.archive.org"
+
+# Characters a URL may carry unescaped (RFC 3986 reserved + unreserved); '%' is handled apart.
+_SAFE = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;="
+)
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_WAYBACK_PATH = re.compile(r"^/web/(?P<ts>\d{1,14})(?P<mod>[a-z]{2}_)?/(?P<original>.+)$", re.S)
+_SCHEME_SLASH = re.compile(r"^(https?):/+", re.I)
+
+
+def encode_once(url: str) -> str:
+    """Percent-encode a URL exactly once.
+
+    Non-ASCII characters become their UTF-8 escapes, spaces and other unsafe bytes are escaped,
+    and an existing valid `%XX` escape is kept as it is. A lone `%` becomes `%25`.
+    """
+    data = url.encode("utf-8", "surrogatepass")
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        byte = data[i]
+        if byte == 0x25 and _is_escape(data, i):
+            out += data[i : i + 3]
+            i += 3
+            continue
+        if byte in _SAFE:
+            out.append(byte)
+        else:
+            out += b"%%%02X" % byte
+        i += 1
+    return out.decode("ascii")
+
+
+def _is_escape(data: bytes, i: int) -> bool:
+    return i + 2 < len(data) and data[i + 1] in _HEX and data[i + 2] in _HEX
+
+
+@dataclass(frozen=True)
+class WaybackURL:
+    """A parsed snapshot URL: https://web.archive.org/web/<timestamp><modifier>/<original>."""
+
+    timestamp: str  # 1 to 14 digits, as written
+    modifier: str  # "", "id_", "im_", ...
+    original: str  # the embedded original URL, as written
+
+    def replay_path(self, modifier: str | None = None, timestamp: str | None = None) -> str:
+        """The path (and query) of this capture on any Wayback-compatible archive."""
+        mod = self.modifier if modifier is None else modifier
+        ts = self.timestamp if timestamp is None else timestamp
+        return f"/web/{ts}{mod}/{self.original}"
+
+    def canonical(self, modifier: str | None = None) -> str:
+        """This capture as an archive.org URL (how the ledger names it)."""
+        return CANONICAL_ARCHIVE + self.replay_path(modifier)
+
+
+def parse_wayback_url(url: str) -> WaybackURL | None:
+    """Parse an absolute or archive-relative Wayback snapshot URL; None if it is not one.
+
+    Never raises. Accepts `http(s)://web.archive.org/web/...` and `/web/...`; a single slash
+    after the embedded scheme (`https:/host`) is read as two, as the archive does.
+    """
+    if not isinstance(url, str):
+        return None
+    if url.startswith("/web/"):
+        path = url
+    else:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return None
+        if parts.scheme not in ("http", "https") or (parts.hostname or "") not in ARCHIVE_HOSTS:
+            return None
+        path = url[url.index(parts.netloc) + len(parts.netloc) :]
+    match = _WAYBACK_PATH.match(path)
+    if not match:
+        return None
+    original = _SCHEME_SLASH.sub(lambda m: m.group(1) + "://", match["original"], count=1)
+    if not is_http_url(original):
+        return None
+    return WaybackURL(match["ts"], match["mod"] or "", original)
+
+
+def is_http_url(url: str) -> bool:
+    """True for an absolute http(s) URL with a host; never raises."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
+def resolve_link(href: str, page_url: str) -> str:
+    """Resolve a body link against the article's snapshot; `/web/...` goes to archive.org."""
+    href = href.strip()
+    if href.startswith("/web/"):
+        return CANONICAL_ARCHIVE + href
+    try:
+        return urljoin(page_url, href)
+    except ValueError:
+        return href
+
+
+def same_original(a: str, b: str) -> bool:
+    """Do two original URLs name the same page, ignoring scheme, `www.`, host case, encoding?"""
+    return canonical_key(a) == canonical_key(b)
+
+
+def canonical_key(url: str) -> str:
+    """The archive's canonical form (SURT) of a URL, so that spellings of one page meet."""
+    import surt
+
+    try:
+        return surt.surt(encode_once(url))
+    except Exception:  # surt raises assorted errors on junk; a junk URL is its own key
+        return url
+
+
+def request_url(url: str, archive_base: str) -> str:
+    """The URL to request for a URL the corpus names: archive.org goes to the configured base."""
+    wayback = parse_wayback_url(url)
+    if wayback is not None:
+        return encode_once(archive_base.rstrip("/") + wayback.replay_path())
+    return encode_once(url)
+
+
+def host_of(url: str) -> str:
+    """Lower-case host of a URL, '' when it has none; never raises."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
