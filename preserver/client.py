@@ -28,7 +28,7 @@ from .config import Config
 from .errors import BlockedRequest, RequestFailed
 from .limits import HostLimiters, RateLimiter
 from .status import UrlStatus
-from .urls import encode_once, host_of
+from .urls import encode_once, host_of, rebase
 
 ARCHIVE_CLASSES = ("cdx", "replay", "availability", "save")
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -109,7 +109,8 @@ class HttpClient:
         self.live_limiters = HostLimiters(config.live.per_host_per_second)
         self.down_hosts: dict[str, RequestFailed] = {}
         self.requests_sent = 0
-        trusted = frozenset(host_of(u) for u in (archive.base_url, archive.availability_url))
+        configured = [archive.base_url, archive.availability_url, *config.live.origins.values()]
+        trusted = frozenset(host_of(u) for u in configured)
         self._client = httpx.AsyncClient(
             transport=_transport(SafeNetworkBackend(config.security.allow_private_addresses,
                                                     trusted)),
@@ -138,6 +139,8 @@ class HttpClient:
         429 and 5xx answers are retried; after the last try the final answer is returned (its
         status code tells what happened). `endpoint` is an archive class or "live".
         """
+        if endpoint == "live":
+            url = rebase(url, self.config.live.origins)
         url = encode_once(url)
         attempts = 0
         started = time.monotonic()

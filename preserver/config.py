@@ -39,7 +39,9 @@ class LiveConfig:
     per_host_per_second: float = 1.0
     timeout_seconds: float = 20.0
     max_redirects: int = 10
-    concurrency: int = 8
+    # A dead site restored elsewhere (a static mirror) can stand in for its origin:
+    # {"https://www.hkcnews.com" = "http://mirror.example:8080"}. Like curl --resolve.
+    origins: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -129,11 +131,14 @@ def _table(section: object, cls: type, name: str, source: Path):
 
 
 def _validate(config: Config, source: Path) -> None:
-    for name in ("base_url", "availability_url"):
-        url = getattr(config.archive, name)
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"{source}: [archive] {name} must be an http(s) URL, got {url!r}")
+    urls = {f"[archive] {name}": getattr(config.archive, name)
+            for name in ("base_url", "availability_url")}
+    urls.update({f"[live] origins key {k!r}": k for k in config.live.origins})
+    urls.update({f"[live] origins value for {k!r}": v for k, v in config.live.origins.items()})
+    for name, url in urls.items():
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if not parts or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{source}: {name} must be an http(s) URL, got {url!r}")
     positive = {
         "archive.cdx_per_minute": config.archive.cdx_per_minute,
         "archive.replay_per_minute": config.archive.replay_per_minute,
@@ -144,7 +149,6 @@ def _validate(config: Config, source: Path) -> None:
         "archive.timeout_seconds": config.archive.timeout_seconds,
         "live.per_host_per_second": config.live.per_host_per_second,
         "live.timeout_seconds": config.live.timeout_seconds,
-        "live.concurrency": config.live.concurrency,
         "retry.attempts": config.retry.attempts,
         "security.max_image_bytes": config.security.max_image_bytes,
         "security.max_article_bytes": config.security.max_article_bytes,

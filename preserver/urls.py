@@ -23,6 +23,7 @@ _SAFE = frozenset(
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _WAYBACK_PATH = re.compile(r"^/web/(?P<ts>\d{1,14})(?P<mod>[a-z]{2}_)?/(?P<original>.+)$", re.S)
 _SCHEME_SLASH = re.compile(r"^(https?):/+", re.I)
+_HAS_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 
 
 def encode_once(url: str) -> str:
@@ -93,6 +94,8 @@ def parse_wayback_url(url: str) -> WaybackURL | None:
     if not match:
         return None
     original = _SCHEME_SLASH.sub(lambda m: m.group(1) + "://", match["original"], count=1)
+    if not _HAS_SCHEME.match(original):
+        original = "http://" + original  # the archive reads a bare host as http
     if not is_http_url(original):
         return None
     return WaybackURL(match["ts"], match["mod"] or "", original)
@@ -139,6 +142,15 @@ def request_url(url: str, archive_base: str) -> str:
     if wayback is not None:
         return encode_once(archive_base.rstrip("/") + wayback.replay_path())
     return encode_once(url)
+
+
+def rebase(url: str, origins: dict[str, str]) -> str:
+    """Swap the scheme://host[:port] of url for a configured stand-in origin, if any."""
+    for origin, stand_in in origins.items():
+        prefix = origin.rstrip("/")
+        if url.lower().startswith(prefix.lower()) and url[len(prefix):][:1] in ("", "/", "?"):
+            return stand_in.rstrip("/") + url[len(prefix):]
+    return url
 
 
 def host_of(url: str) -> str:

@@ -73,7 +73,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def send_head(self, response: Response, content_length: int | None) -> None:
         """Status line and headers; no Content-Length header when content_length is None."""
         self.send_response(response.status)
-        if response.content_type:
+        custom = {name.lower() for name in response.headers}
+        if response.content_type and "content-type" not in custom:
             self.send_header("Content-Type", response.content_type)
         for name, value in response.headers.items():
             self.send_header(name, value)
@@ -112,17 +113,22 @@ class BackgroundServer(FaultInjection):
     def __init__(self) -> None:
         super().__init__()
         self._log: list[RequestRecord] = []
-        self._log_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._port: int | None = None
         self.errors: list[str] = []  # tracebacks of unexpected handler exceptions
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> BackgroundServer:
+        """Listen on a fresh free port. After stop(), that port refuses connections."""
+        if self._httpd is not None:
+            raise RuntimeError("server already started")
         self._httpd = _HTTPServer(("127.0.0.1", 0), Handler)
+        self._port = self._httpd.server_address[1]
         self._httpd.owner = self
         self._stopping.clear()
         self._thread = threading.Thread(
@@ -136,7 +142,7 @@ class BackgroundServer(FaultInjection):
             return
         self._stopping.set()
         self._httpd.shutdown()
-        with self._log_lock:
+        with self._lock:
             connections = list(self._connections)
         for conn in connections:
             try:
@@ -155,9 +161,10 @@ class BackgroundServer(FaultInjection):
 
     @property
     def port(self) -> int:
-        if self._httpd is None:
+        """The listening port; still known after stop() (requests to it are then refused)."""
+        if self._port is None:
             raise RuntimeError("server not started")
-        return self._httpd.server_address[1]
+        return self._port
 
     @property
     def base_url(self) -> str:
@@ -202,7 +209,7 @@ class BackgroundServer(FaultInjection):
         return self._stopping.is_set()
 
     def track(self, conn: socket.socket, add: bool) -> None:
-        with self._log_lock:
+        with self._lock:
             (self._connections.add if add else self._connections.discard)(conn)
 
     def record_error(self) -> None:
@@ -216,17 +223,17 @@ class BackgroundServer(FaultInjection):
         record = RequestRecord(
             request.method, request.target, endpoint_class, status, request.received
         )
-        with self._log_lock:
+        with self._lock:
             self._log.append(record)
 
     @property
     def requests(self) -> list[RequestRecord]:
         """A copy of the request log, oldest first."""
-        with self._log_lock:
+        with self._lock:
             return list(self._log)
 
     def clear_requests(self) -> None:
-        with self._log_lock:
+        with self._lock:
             self._log.clear()
 
     def counts(self) -> dict[str, int]:

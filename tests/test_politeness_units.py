@@ -1,0 +1,64 @@
+"""Retry-After parsing, the retry decision, and the limiter's spacing, pause and stop."""
+
+import asyncio
+import email.utils
+import time
+
+import pytest
+
+from preserver.errors import BlockedRequest, RequestFailed
+from preserver.limits import RateLimiter
+from preserver.retry import RetryableAnswer, is_retryable, parse_retry_after
+from preserver.status import UrlStatus
+
+
+def test_retry_after_seconds_and_http_date():
+    assert parse_retry_after("7") == 7.0
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= parse_retry_after(when) <= 31
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+
+
+def test_what_is_retried():
+    assert is_retryable(RequestFailed(UrlStatus.TIMEOUT, "t"))
+    assert is_retryable(RetryableAnswer(UrlStatus.RATE_LIMITED, "429", 429, None))
+    assert not is_retryable(RequestFailed(UrlStatus.DNS_ERROR, "d"))
+    assert not is_retryable(BlockedRequest(UrlStatus.BLOCKED, "b"))
+    # a server asking for a very long rest is not hammered: we come back next run
+    assert not is_retryable(RetryableAnswer(UrlStatus.RATE_LIMITED, "429", 429, 3600))
+
+
+def test_limiter_spaces_requests_evenly():
+    async def main():
+        limiter = RateLimiter("t", per_minute=600)  # one every 0.1 s
+        starts = []
+        for _ in range(5):
+            async with limiter.slot():
+                starts.append(time.monotonic())
+        return starts
+
+    starts = asyncio.run(main())
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(gap >= 0.095 for gap in gaps), gaps
+
+
+def test_a_429_pauses_the_whole_class_and_repeated_ones_stop_it():
+    async def main():
+        limiter = RateLimiter("CDX", per_minute=6000, pause_seconds=0.3, max_strikes=2)
+        async with limiter.slot():
+            pass
+        limiter.penalise("HTTP 429")
+        before = time.monotonic()
+        async with limiter.slot():
+            waited = time.monotonic() - before
+        limiter.penalise("HTTP 429")
+        with pytest.raises(RequestFailed) as info:
+            async with limiter.slot():
+                pass
+        return waited, info.value
+
+    waited, error = asyncio.run(main())
+    assert waited >= 0.29
+    assert error.status == UrlStatus.RATE_LIMITED
+    assert "risk an IP block" in str(error)
