@@ -28,7 +28,7 @@ from .config import Config
 from .errors import BlockedRequest, RequestFailed
 from .limits import HostLimiters, RateLimiter
 from .status import UrlStatus
-from .urls import encode_once, host_of, rebase
+from .urls import encode_once, rebase
 
 ARCHIVE_CLASSES = ("cdx", "replay", "availability", "save")
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -56,9 +56,9 @@ class Response:
 class SafeNetworkBackend(httpcore.AsyncNetworkBackend):
     """Resolves the host itself, refuses non-public addresses, then connects to the address."""
 
-    def __init__(self, allow_private: bool, trusted_hosts: frozenset[str]):
+    def __init__(self, allow_private: bool, trusted: frozenset[tuple[str, int]]):
         self.allow_private = allow_private
-        self.trusted_hosts = trusted_hosts
+        self.trusted = trusted  # (host, port) of the configured archive and stand-ins
         self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
@@ -73,7 +73,7 @@ class SafeNetworkBackend(httpcore.AsyncNetworkBackend):
             message = f"cannot resolve {host}: {exc.strerror}"
             raise RequestFailed(UrlStatus.DNS_ERROR, message) from None
         addresses = [info[4][0] for info in infos]
-        if not (self.allow_private or host.lower() in self.trusted_hosts):
+        if not (self.allow_private or (host.lower(), port) in self.trusted):
             for address in addresses:
                 if not ipaddress.ip_address(address.split("%")[0]).is_global:
                     raise BlockedRequest(
@@ -110,7 +110,7 @@ class HttpClient:
         self.down_hosts: dict[str, RequestFailed] = {}
         self.requests_sent = 0
         configured = [archive.base_url, archive.availability_url, *config.live.origins.values()]
-        trusted = frozenset(host_of(u) for u in configured)
+        trusted = frozenset(_host_port(u) for u in configured)
         self._client = httpx.AsyncClient(
             transport=_transport(SafeNetworkBackend(config.security.allow_private_addresses,
                                                     trusted)),
@@ -177,15 +177,15 @@ class HttpClient:
         return response
 
     async def _once(self, url, endpoint, max_bytes, read_body) -> Response:
-        host = _check_scheme(url)
-        self._raise_if_down(host)
-        limiter = self._limiter(endpoint, host)
-        async with limiter.slot(precheck=lambda: self._raise_if_down(host)):
+        origin = _origin_of(url)
+        self._raise_if_down(origin)
+        limiter = self._limiter(endpoint, origin)
+        async with limiter.slot(precheck=lambda: self._raise_if_down(origin)):
             self.requests_sent += 1
             try:
                 response = await self._send(url, endpoint, max_bytes, read_body)
             except RequestFailed as exc:
-                self._note_failure(host, limiter, exc)
+                self._note_failure(origin, limiter, exc)
                 raise
         if response.status_code == 429 and endpoint in ARCHIVE_CLASSES:
             limiter.penalise("HTTP 429")
@@ -207,28 +207,29 @@ class HttpClient:
         except httpx.HTTPError as exc:
             raise classify(exc) from exc
 
-    def _raise_if_down(self, host: str) -> None:
-        if host in self.down_hosts:
-            raise self.down_hosts[host]
+    def _raise_if_down(self, origin: str) -> None:
+        if origin in self.down_hosts:
+            raise self.down_hosts[origin]
 
-    def _limiter(self, endpoint: str, host: str) -> RateLimiter:
+    def _limiter(self, endpoint: str, origin: str) -> RateLimiter:
         if endpoint == "live":
-            return self.live_limiters.for_host(host)
+            return self.live_limiters.for_host(origin)
         return self.limiters[endpoint]
 
     def _timeout(self, endpoint: str) -> float:
         live = endpoint == "live"
         return self.config.live.timeout_seconds if live else self.config.archive.timeout_seconds
 
-    def _note_failure(self, host: str, limiter: RateLimiter, exc: RequestFailed) -> None:
-        """Remember dead hosts; a refused connection to the archive pauses its class."""
+    def _note_failure(self, origin: str, limiter: RateLimiter, exc: RequestFailed) -> None:
+        """Remember dead origins; a refused connection to the archive pauses its class
+        (the archive refuses connections instead of answering 429 when it is loaded)."""
         if exc.status == UrlStatus.DNS_ERROR or getattr(exc, "unreachable", False):
-            self.down_hosts[host] = _host_down(host, exc)
+            self.down_hosts[origin] = _host_down(origin, exc)
         elif exc.status == UrlStatus.CONNECTION_ERROR and getattr(exc, "refused", False):
-            if limiter.name in ("CDX", "replay", "availability", "save"):
+            if limiter in self.limiters.values():
                 limiter.penalise("connection refused")
             else:
-                self.down_hosts[host] = _host_down(host, exc)
+                self.down_hosts[origin] = _host_down(origin, exc)
 
 
 def _transport(backend: SafeNetworkBackend) -> httpx.AsyncHTTPTransport:
@@ -243,17 +244,25 @@ def _transport(backend: SafeNetworkBackend) -> httpx.AsyncHTTPTransport:
     return transport
 
 
-def _check_scheme(url: str) -> str:
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname.lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _origin_of(url: str) -> str:
+    """scheme://host:port of an http(s) URL; refuses every other scheme."""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError as exc:
         raise RequestFailed(UrlStatus.INVALID, f"not a valid URL: {exc}") from None
-    if parts.scheme.lower() not in ("http", "https"):
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
         raise BlockedRequest(UrlStatus.BLOCKED,
-                             f"scheme {parts.scheme or '(none)'!r} is not allowed: http(s) only")
+                             f"scheme {scheme or '(none)'!r} is not allowed: http(s) only")
     if not parts.hostname:
         raise RequestFailed(UrlStatus.INVALID, "URL has no host")
-    return parts.hostname.lower()
+    return f"{scheme}://{parts.hostname.lower()}:{port or (443 if scheme == 'https' else 80)}"
 
 
 def _declared_too_large(response: httpx.Response, max_bytes: int) -> bool:
@@ -280,8 +289,8 @@ def _retryable(response: Response) -> retry.RetryableAnswer:
     return exc
 
 
-def _host_down(host: str, exc: RequestFailed) -> RequestFailed:
-    down = RequestFailed(exc.status, f"{exc} (host {host} marked unreachable for this run)")
+def _host_down(origin: str, exc: RequestFailed) -> RequestFailed:
+    down = RequestFailed(exc.status, f"{exc} ({origin} marked unreachable for this run)")
     down.attempts = 0
     return down
 

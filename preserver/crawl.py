@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .archive import Archive
@@ -24,7 +24,7 @@ from .ledger import Ledger
 from .live import check_live
 from .status import CheckResult, ParseStatus
 from .storage import clean_partial_files
-from .urls import host_of
+from .urls import canonical_key, parse_wayback_url
 
 log = logging.getLogger("preserver")
 WORKERS = 16
@@ -108,15 +108,29 @@ class Crawler:
             log.info("removed %d partial files left by an interrupted run", removed)
         saver = ImageSaver(client, archive, self.config.media_path,
                            self.config.security.max_image_bytes)
-        todo = [u for u in self._urls("image") if not saver.already_saved(self.ledger.image_row(u))]
-        self.summary.images["already_saved"] = len(self._urls("image")) - len(todo)
+        todo = []
+        for urls in same_image_groups(self._urls("image")).values():
+            rows = [self.ledger.image_row(u) for u in urls]
+            saved = next((row for row in rows if saver.already_saved(row)), None)
+            if saved is None:
+                todo.append(urls)
+                continue
+            self.summary.images["already_saved"] += len(urls)
+            for url, row in zip(urls, rows, strict=True):
+                if not saver.already_saved(row):  # another spelling of a saved image
+                    self.ledger.record_image({**saved, "url": url})
 
-        def record(outcome) -> None:
-            self.ledger.record_check(outcome.check)
-            self.ledger.record_image(outcome.row)
-            self.summary.images[outcome.row["status"]] += 1
+        async def save(urls: list[str]):
+            return urls, await saver.save(urls[0])
 
-        await _pool(todo, saver.save, record)
+        def record(done) -> None:
+            urls, outcome = done
+            for url in urls:  # one download serves every URL of the same image
+                self.ledger.record_check(replace(outcome.check, url=url))
+                self.ledger.record_image({**outcome.row, "url": url})
+                self.summary.images[outcome.row["status"]] += 1
+
+        await _pool(todo, save, record)
         log.info("images: %d fetched (%s)", len(todo), _counts(self.summary.images))
 
     def _recorder(self, counter: Counter):
@@ -149,6 +163,16 @@ async def _pool(items, work, record, workers: int = WORKERS) -> None:
     await asyncio.gather(*(worker() for _ in range(min(workers, len(items)) or 1)))
 
 
+def same_image_groups(urls: list[str]) -> dict[str, list[str]]:
+    """Image URLs grouped by the image they name: the same original at several capture
+    timestamps, or under `www.` and without, is one image, fetched once."""
+    groups: dict[str, list[str]] = {}
+    for url in urls:
+        wayback = parse_wayback_url(url)
+        groups.setdefault(canonical_key(wayback.original if wayback else url), []).append(url)
+    return groups
+
+
 def iter_articles(root: Path):
     """Every *.md file under root, in a stable order, without following directory symlinks."""
     for folder, dirs, files in os.walk(root, followlinks=False):
@@ -161,6 +185,3 @@ def iter_articles(root: Path):
 def _counts(counter: Counter) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "none"
 
-
-def archive_hosts(config: Config) -> set[str]:
-    return {host_of(config.archive.base_url), host_of(config.archive.availability_url)}

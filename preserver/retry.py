@@ -59,7 +59,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def policy(config: RetryConfig) -> tenacity.AsyncRetrying:
     """A fresh tenacity controller for one logical request."""
     backoff = tenacity.wait_exponential_jitter(
-        initial=config.initial_wait_seconds, max=config.max_wait_seconds
+        multiplier=config.initial_wait_seconds, max=config.max_wait_seconds
     )
 
     def wait(state: tenacity.RetryCallState) -> float:

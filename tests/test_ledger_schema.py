@@ -1,11 +1,10 @@
 """The ledger's shape: ensure_schema is idempotent and upgrades older ledgers."""
 
+import pytest
 import sqlite_utils
 
-from preserver.ledger import SCHEMA, VIEWS, LedgerLock, ensure_schema, open_ledger
 from preserver.errors import LedgerLockedError
-
-import pytest
+from preserver.ledger import SCHEMA, VIEWS, LedgerLock, ensure_schema, open_ledger
 
 
 def test_ensure_schema_creates_everything_and_is_idempotent(tmp_path):

@@ -98,6 +98,13 @@ def test_partial_timestamp_and_pywb_redirect_status(archive, client):
     assert r.headers["x-archive-redirect-reason"] == "found capture at 20201231000000"
 
 
+def test_timegate_without_timestamp_goes_to_latest(archive, client):
+    archive.add(ARTICLE, "20190101000000")
+    archive.add(ARTICLE, "20230101000000")
+    r = client.get(f"{archive.base_url}/web/{ARTICLE}")
+    assert r.headers["location"] == archive.replay_url("20230101000000", ARTICLE)
+
+
 def test_unarchived_url_is_404(archive, client):
     archive.add(ARTICLE, TS)
     r = client.get(archive.replay_url(TS, "https://www.hkcnews.com/other"))
@@ -282,6 +289,12 @@ def test_availability_closest_and_empty(archive, client):
     assert empty == {"url": "nope.example", "archived_snapshots": {}}
 
 
+def test_availability_finds_cjk_url_in_other_spelling(archive, client):
+    archive.add(IMAGE, TS)
+    r = client.get(archive.availability_url, params={"url": IMAGE_ENCODED})
+    assert json.loads(r.content)["archived_snapshots"]["closest"]["timestamp"] == TS
+
+
 def test_timemap_lists_all_mementos(archive, client):
     for ts in ("20190101000000", "20200101000000", "20210101000000"):
         archive.add(ARTICLE, ts)
@@ -444,6 +457,16 @@ def test_servers_are_quiet(site, client, capsys):
     assert site.errors == []
 
 
-def test_json_availability_is_valid_json(archive, client):
-    r = client.get(archive.availability_url, params={"url": IMAGE})
-    assert json.loads(r.content)["url"] == IMAGE
+def test_stop_ends_stalled_requests_then_port_refuses():
+    site = LiveSite().start()
+    site.drip("/forever", 100)
+    with httpx.stream("GET", site.url("/forever"), timeout=5) as r:
+        chunks = r.iter_raw()
+        next(chunks)
+        started = time.monotonic()
+        site.stop()
+        for _ in chunks:  # a close-delimited body: it ends when the server goes
+            pass
+    assert time.monotonic() - started < 1
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(site.url("/forever"))

@@ -15,7 +15,8 @@ from preserver.storage import (
 
 def test_readable_path_from_cjk_url():
     url = "https://www.hkcnews.com/news_新聞/hk-discuss/2018/11/donald%20trump-習近平.png"
-    assert media_relpath(url) == "www.hkcnews.com/news_新聞/hk-discuss/2018/11/donald trump-習近平.png"
+    expected = "www.hkcnews.com/news_新聞/hk-discuss/2018/11/donald trump-習近平.png"
+    assert media_relpath(url) == expected
 
 
 def test_query_string_gives_distinct_files():

@@ -169,7 +169,7 @@ class WaybackArchive(BackgroundServer):
         links = self._links(capture.url, captures, {0, index, len(captures) - 1}, "timemap")
         headers = {"Memento-Datetime": http_date(capture.timestamp), "Link": ", ".join(links)}
         if capture.location:
-            target = urljoin(capture.url, capture.location)
+            target = urljoin(full_url(capture.url), capture.location)
             headers["Location"] = self.replay_url(capture.timestamp, target, mod)
         return Response(capture.status, capture.body, headers, content_type=capture.mimetype)
 
