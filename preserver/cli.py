@@ -147,8 +147,8 @@ def _print_summary(config, summary: dict, status: RunStatus, error: str | None) 
     click.echo(format_text(ledger_summary(open_ledger(config.ledger_path))))
     click.echo(f"This run: {summary['requests']} requests, {summary['regressions']} "
                f"regressions, status {status.value}")
-    for host, reason in summary["unreachable_hosts"].items():
-        click.echo(f"Unreachable: {host}: {reason}. Its URLs were recorded as unreachable "
-                   "without further requests; check your network and run again.")
+    for origin, reason in summary["unreachable_hosts"].items():
+        click.echo(f"Could not reach {origin}: {reason}. Its other URLs were recorded with "
+                   "the same status without a request each; the next run tries again.")
     if error:
         click.echo(f"Run {status.value}: {error}", err=True)

@@ -290,8 +290,10 @@ def _retryable(response: Response) -> retry.RetryableAnswer:
 
 
 def _host_down(origin: str, exc: RequestFailed) -> RequestFailed:
-    down = RequestFailed(exc.status, f"{exc} ({origin} marked unreachable for this run)")
+    down = RequestFailed(exc.status, f"{exc} (not retried: {origin} was unreachable earlier "
+                                     "in this run)")
     down.attempts = 0
+    down.first_error = str(exc)
     return down
 
 

@@ -81,7 +81,7 @@ class Crawler:
             if images:
                 await self._save_images(client, archive)
             self.summary.requests = client.requests_sent
-            self.summary.unreachable = {h: str(e) for h, e in client.down_hosts.items()}
+            self.summary.unreachable = {o: e.first_error for o, e in client.down_hosts.items()}
         self.summary.regressions = self.ledger.regressions
 
     async def _check_snapshots(self, archive: Archive) -> None:

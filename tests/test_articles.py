@@ -49,6 +49,18 @@ def test_url_that_embeds_another_page_is_flagged_not_rejected():
     assert article.url_mismatch is True
 
 
+def test_real_article_damaged_in_transit_is_an_error_with_a_reason(tmp_path):
+    """The error outcome from real corpus files: one re-encoded as Big5, one cut short."""
+    real = (SEEDS / "16001-17000/article_16142.md").read_text(encoding="utf-8")
+    big5 = tmp_path / "big5.md"
+    big5.write_bytes(real.encode("big5", errors="replace"))
+    no_url = tmp_path / "no_url.md"
+    no_url.write_text("".join(line for line in real.splitlines(keepends=True)
+                              if not line.startswith("url:")), encoding="utf-8")
+    assert "not UTF-8" in read(big5).parse_error
+    assert read(no_url).parse_error == "front matter has no 'url'"
+
+
 def write(tmp_path: Path, data: bytes | str, name: str = "a.md") -> Path:
     path = tmp_path / name
     path.write_bytes(data.encode() if isinstance(data, str) else data)
