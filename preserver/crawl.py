@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,6 +30,9 @@ from .urls import canonical_key, parse_wayback_url
 
 log = logging.getLogger("preserver")
 WORKERS = 16
+SCAN_BATCH = 2000  # articles written per transaction
+PARALLEL_SCAN_FILES = 2000  # below this, worker processes cost more than they save
+SCAN_CHUNK = 250
 
 
 @dataclass
@@ -58,18 +63,40 @@ class Crawler:
 
     # -- scan ---------------------------------------------------------------------------
     def scan(self) -> None:
-        """Read every *.md under the corpus folder into the ledger."""
+        """Read every new or changed *.md under the corpus folder into the ledger.
+
+        A file whose size and mtime match the ledger is not read again; articles whose file
+        is gone are marked removed (their history stays)."""
         root = self.config.corpus_path
         if not root.is_dir():
             raise FileNotFoundError(f"corpus folder not found: {root}")
+        known = self.ledger.file_states()
+        in_ledger = {row[0] for row in self.ledger.db.execute("select path from articles")}
+        changed = []
         for file in iter_articles(root):
-            article = read_article(root, file, self.config.security.max_article_bytes)
-            self.ledger.record_article(article)
+            if _unchanged(file, known.pop(file.relative_to(root).as_posix(), None)):
+                self.summary.articles["unchanged"] += 1
+            else:
+                changed.append(file)
+        with self.ledger.bulk_load(len(changed)):
+            self._read_into_ledger(root, changed, in_ledger)
+        if known:
+            self.ledger.mark_removed(sorted(known))
+            self.summary.articles["removed"] = len(known)
+        log.info("scan: %d articles (%s)", sum(self.summary.articles.values()),
+                 _counts(self.summary.articles))
+
+    def _read_into_ledger(self, root: Path, files: list[Path], in_ledger: set[str]) -> None:
+        batch: list = []
+        for article in read_articles(root, files, self.config.security.max_article_bytes):
+            batch.append(article)
             self.summary.articles[article.parse_status.value] += 1
             if article.parse_status == ParseStatus.ERROR:
                 log.warning("%s: %s", article.path, article.parse_error)
-        log.info("scan: %d articles (%s)", sum(self.summary.articles.values()),
-                 _counts(self.summary.articles))
+            if len(batch) >= SCAN_BATCH:
+                self.ledger.record_articles(batch, in_ledger)
+                batch = []
+        self.ledger.record_articles(batch, in_ledger)
 
     # -- network phases -----------------------------------------------------------------
     async def check_and_save(self, check: bool = True, images: bool = True) -> None:
@@ -142,7 +169,8 @@ class Crawler:
     def _urls(self, role: str) -> list[str]:
         rows = self.ledger.db.execute(
             "select distinct l.url from links l join articles a on a.path = l.article_path "
-            "where l.role = ? and a.parse_status != 'error' order by l.url", [role])
+            "where l.role = ? and a.parse_status != 'error' and a.removed_at is null "
+            "order by l.url", [role])
         return [row[0] for row in rows]
 
 
@@ -173,6 +201,23 @@ def same_image_groups(urls: list[str]) -> dict[str, list[str]]:
     return groups
 
 
+def read_articles(root: Path, files: list[Path], max_bytes: int):
+    """Read files in order; a large scan parses in worker processes while we write."""
+    if len(files) < PARALLEL_SCAN_FILES:
+        yield from (read_article(root, file, max_bytes) for file in files)
+        return
+    chunks = [files[i : i + SCAN_CHUNK] for i in range(0, len(files), SCAN_CHUNK)]
+    context = multiprocessing.get_context("fork")  # no threads exist yet; cheapest start
+    with ProcessPoolExecutor(os.cpu_count() or 2, mp_context=context) as pool:
+        for articles in pool.map(_read_chunk, [(root, chunk, max_bytes) for chunk in chunks]):
+            yield from articles
+
+
+def _read_chunk(job) -> list:
+    root, files, max_bytes = job
+    return [read_article(root, file, max_bytes) for file in files]
+
+
 def iter_articles(root: Path):
     """Every *.md file under root, in a stable order, without following directory symlinks."""
     for folder, dirs, files in os.walk(root, followlinks=False):
@@ -180,6 +225,16 @@ def iter_articles(root: Path):
         for name in sorted(files):
             if name.endswith(".md") and not name.startswith("."):
                 yield Path(folder) / name
+
+
+def _unchanged(file: Path, known: tuple[int, int] | None) -> bool:
+    if known is None:
+        return False
+    try:
+        stat = file.stat()
+    except OSError:
+        return False
+    return (stat.st_size, stat.st_mtime_ns) == known
 
 
 def _counts(counter: Counter) -> str:

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 ARCHIVE_HOSTS = frozenset({"web.archive.org", "wayback.archive.org"})
 CANONICAL_ARCHIVE = "https://web.archive.org"
 
 # Characters a URL may carry unescaped (RFC 3986 reserved + unreserved); '%' is handled apart.
-_SAFE = frozenset(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;="
-)
-_HEX = frozenset(b"0123456789abcdefABCDEF")
+_SAFE = "-._~:/?#[]@!$&'()*+,;=%"
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_NEEDS_ENCODING = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]|%(?![0-9A-Fa-f]{2})")
 _WAYBACK_PATH = re.compile(r"^/web/(?P<ts>\d{1,14})(?P<mod>[a-z]{2}_)?/(?P<original>.+)$", re.S)
 _SCHEME_SLASH = re.compile(r"^(https?):/+", re.I)
 _HAS_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
+_ARCHIVE_PREFIX = re.compile(r"https?://(?:web|wayback)\.archive\.org(?=/web/)", re.I)
 
 
 def encode_once(url: str) -> str:
@@ -32,25 +32,9 @@ def encode_once(url: str) -> str:
     Non-ASCII characters become their UTF-8 escapes, spaces and other unsafe bytes are escaped,
     and an existing valid `%XX` escape is kept as it is. A lone `%` becomes `%25`.
     """
-    data = url.encode("utf-8", "surrogatepass")
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        byte = data[i]
-        if byte == 0x25 and _is_escape(data, i):
-            out += data[i : i + 3]
-            i += 3
-            continue
-        if byte in _SAFE:
-            out.append(byte)
-        else:
-            out += b"%%%02X" % byte
-        i += 1
-    return out.decode("ascii")
-
-
-def _is_escape(data: bytes, i: int) -> bool:
-    return i + 2 < len(data) and data[i + 1] in _HEX and data[i + 2] in _HEX
+    if not _NEEDS_ENCODING.search(url):
+        return url
+    return quote(_LONE_PERCENT.sub("%25", url), safe=_SAFE, errors="surrogatepass")
 
 
 @dataclass(frozen=True)
@@ -82,6 +66,8 @@ def parse_wayback_url(url: str) -> WaybackURL | None:
         return None
     if url.startswith("/web/"):
         path = url
+    elif prefix := _ARCHIVE_PREFIX.match(url):
+        path = url[prefix.end():]
     else:
         try:
             parts = urlsplit(url)
@@ -115,6 +101,8 @@ def resolve_link(href: str, page_url: str) -> str:
     href = href.strip()
     if href.startswith("/web/"):
         return CANONICAL_ARCHIVE + href
+    if href.startswith(("https://", "http://")):
+        return href  # already absolute: nothing to join
     try:
         return urljoin(page_url, href)
     except ValueError:
@@ -123,7 +111,7 @@ def resolve_link(href: str, page_url: str) -> str:
 
 def same_original(a: str, b: str) -> bool:
     """Do two original URLs name the same page, ignoring scheme, `www.`, host case, encoding?"""
-    return canonical_key(a) == canonical_key(b)
+    return a == b or canonical_key(a) == canonical_key(b)
 
 
 def canonical_key(url: str) -> str:
