@@ -1,4 +1,4 @@
-"""Questions for a Wayback-compatible archive: does this capture exist, what is its coverage.
+"""Requests to a Wayback-compatible archive: replay checks and CDX queries.
 
 Requests go to the configured `[archive] base_url`, never to web.archive.org directly, so a
 mirror or a local test archive can stand in. The snapshot check asks the replay endpoint for the
@@ -19,7 +19,8 @@ from .status import CheckResult, UrlStatus, status_for_http
 from .urls import parse_wayback_url
 
 CDX_PATH = "/cdx/search/cdx"
-MAX_CDX_PAGES = 50
+MAX_CDX_PAGES = 1000
+CDX_FIELDS = "urlkey,timestamp,original,mimetype,statuscode,digest,length"
 
 
 class Archive:
@@ -67,40 +68,35 @@ class Archive:
         else:
             result.error = f"archive redirected outside the archive: {location}"
 
-    async def coverage(self, original_url: str) -> dict:
-        """{captures, first_capture, last_capture} of one URL, from the CDX index (all pages).
+    async def cdx_pages(self, url: str, match_type: str, *, page_size: int,
+                        resume_key: str | None = None, from_ts: str | None = None):
+        """Yield (rows as dicts, resume key or None) for each page of one CDX query.
 
-        Raises RequestFailed when the index cannot be read.
-        """
-        timestamps: list[str] = []
-        resume_key = None
+        Raises RequestFailed when a page cannot be read; the caller keeps the last resume key
+        so the query can go on from there (in this run or the next)."""
         for _ in range(MAX_CDX_PAGES):
-            rows, resume_key = await self._cdx_page(original_url, resume_key)
-            timestamps += [row[0] for row in rows]
+            params = {"url": url, "matchType": match_type, "output": "json", "fl": CDX_FIELDS,
+                      "limit": str(page_size), "showResumeKey": "true"}
+            if resume_key:
+                params["resumeKey"] = resume_key
+            if from_ts:
+                params["from"] = from_ts
+            response = await self.client.get(f"{self.base_url}{CDX_PATH}?{urlencode(params)}",
+                                             "cdx", max_bytes=200_000_000)
+            if response.status_code != 200:
+                raise RequestFailed(status_for_http(response.status_code),
+                                    f"CDX answered HTTP {response.status_code}",
+                                    response.status_code)
+            rows, resume_key = parse_cdx_json(response.body)
+            yield rows, resume_key
             if not resume_key:
-                break
-        timestamps.sort()
-        return {"captures": len(timestamps),
-                "first_capture": timestamps[0] if timestamps else None,
-                "last_capture": timestamps[-1] if timestamps else None}
-
-    async def _cdx_page(self, url: str, resume_key: str | None):
-        params = {"url": url, "output": "json", "fl": "timestamp,statuscode",
-                  "showResumeKey": "true"}
-        if resume_key:
-            params["resumeKey"] = resume_key
-        query = urlencode(params)
-        response = await self.client.get(f"{self.base_url}{CDX_PATH}?{query}", "cdx",
-                                         max_bytes=50_000_000)
-        if response.status_code != 200:
-            raise RequestFailed(status_for_http(response.status_code),
-                                f"CDX answered HTTP {response.status_code}",
-                                response.status_code)
-        return parse_cdx_json(response.body)
+                return
+        raise RequestFailed(UrlStatus.SERVER_ERROR, f"CDX query {url} passed {MAX_CDX_PAGES} pages")
 
 
-def parse_cdx_json(body: bytes) -> tuple[list[list[str]], str | None]:
-    """(data rows without the header, resume key or None) from a CDX `output=json` answer."""
+def parse_cdx_json(body: bytes) -> tuple[list[dict], str | None]:
+    """(rows as {field: value}, resume key or None) from a CDX `output=json` answer: the first
+    row names the fields; `[]` then `[key]` at the end carry the resume key."""
     try:
         rows = json.loads(body or b"[]")
     except ValueError as exc:
@@ -111,4 +107,7 @@ def parse_cdx_json(body: bytes) -> tuple[list[list[str]], str | None]:
     if len(rows) >= 2 and rows[-2] == [] and len(rows[-1]) == 1:
         resume_key = rows[-1][0]
         rows = rows[:-2]
-    return [r for r in rows[1:] if r], resume_key
+    if not rows:
+        return [], resume_key
+    header = rows[0]
+    return [dict(zip(header, r, strict=False)) for r in rows[1:] if r], resume_key

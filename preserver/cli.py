@@ -24,6 +24,7 @@ from .crawl import Crawler
 from .errors import ConfigError, LedgerLockedError
 from .ledger import Ledger, LedgerLock, open_ledger
 from .report import format_json, format_text, ledger_summary
+from .schedule import Budget
 from .status import RunStatus
 
 EXIT_OK, EXIT_WORSE, EXIT_USAGE, EXIT_LOCKED, EXIT_FAILED = 0, 1, 2, 3, 4
@@ -47,32 +48,51 @@ def cli(verbose: bool, quiet: bool) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+def budget_options(command):
+    """--max-minutes and --max-requests: an hourly cron slot ends on time; the next run
+    resumes from the ledger, stalest first."""
+    command = click.option("--max-requests", type=click.IntRange(min=1), default=None,
+                           help="Start no new request after this many.")(command)
+    return click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True),
+                        default=None, help="Start no new work after this many minutes.")(command)
+
+
 @cli.command()
 @config_option
-def run(config_path: Path) -> None:
-    """Scan the corpus, check every snapshot and original, save every image."""
-    _run_phases(config_path, "run", scan=True, check=True, images=True)
+@budget_options
+def run(config_path: Path, max_minutes: float | None, max_requests: int | None) -> None:
+    """Scan the corpus, check what is due, save the images not saved yet."""
+    _run_phases(config_path, "run", Budget(_seconds(max_minutes), max_requests),
+                scan=True, check=True, images=True)
 
 
 @cli.command()
 @config_option
 def scan(config_path: Path) -> None:
-    """Read every article into the ledger (no network)."""
-    _run_phases(config_path, "scan", scan=True, check=False, images=False)
+    """Read new and changed articles into the ledger (no network)."""
+    _run_phases(config_path, "scan", Budget(), scan=True, check=False, images=False)
 
 
 @cli.command()
 @config_option
-def check(config_path: Path) -> None:
-    """Check the snapshots and originals of the scanned articles."""
-    _run_phases(config_path, "check", scan=False, check=True, images=False)
+@budget_options
+def check(config_path: Path, max_minutes: float | None, max_requests: int | None) -> None:
+    """Check the snapshots and originals that are due."""
+    _run_phases(config_path, "check", Budget(_seconds(max_minutes), max_requests),
+                scan=False, check=True, images=False)
 
 
 @cli.command()
 @config_option
-def images(config_path: Path) -> None:
+@budget_options
+def images(config_path: Path, max_minutes: float | None, max_requests: int | None) -> None:
     """Save the images of the scanned articles that are not saved yet."""
-    _run_phases(config_path, "images", scan=False, check=False, images=True)
+    _run_phases(config_path, "images", Budget(_seconds(max_minutes), max_requests),
+                scan=False, check=False, images=True)
+
+
+def _seconds(minutes: float | None) -> float | None:
+    return None if minutes is None else minutes * 60
 
 
 @cli.command()
@@ -96,20 +116,21 @@ def _load(config_path: Path):
         sys.exit(EXIT_USAGE)
 
 
-def _run_phases(config_path: Path, command: str, *, scan: bool, check: bool,
+def _run_phases(config_path: Path, command: str, budget: Budget, *, scan: bool, check: bool,
                 images: bool) -> None:
     config = _load(config_path)
     try:
         with LedgerLock(config.ledger_path):
-            code = _locked_run(config, command, scan, check, images)
+            code = _locked_run(config, command, budget, scan, check, images)
     except LedgerLockedError as exc:
         click.echo(f"Error: {exc}; not starting.", err=True)
         code = EXIT_LOCKED
     sys.exit(code)
 
 
-def _locked_run(config, command: str, scan: bool, check: bool, images: bool) -> int:
-    ledger = Ledger(open_ledger(config.ledger_path))
+def _locked_run(config, command: str, budget: Budget, scan: bool, check: bool,
+                images: bool) -> int:
+    ledger = Ledger(open_ledger(config.ledger_path), config.schedule)
     ledger.start_run(command, str(config.corpus_path))
     crawler = Crawler(config, ledger)
     status, error = RunStatus.COMPLETED, None
@@ -117,7 +138,7 @@ def _locked_run(config, command: str, scan: bool, check: bool, images: bool) -> 
         if scan:
             crawler.scan()
         if check or images:
-            _run_async(crawler.check_and_save(check=check, images=images))
+            _run_async(crawler.check_and_save(check=check, images=images, budget=budget))
     except (KeyboardInterrupt, asyncio.CancelledError):
         status, error = RunStatus.INTERRUPTED, "interrupted by a signal"
     except Exception as exc:  # recorded in the ledger, then reported; never silent
@@ -150,5 +171,8 @@ def _print_summary(config, summary: dict, status: RunStatus, error: str | None) 
     for origin, reason in summary["unreachable_hosts"].items():
         click.echo(f"Could not reach {origin}: {reason}. Its other URLs were recorded with "
                    "the same status without a request each; the next run tries again.")
+    if summary.get("budget_spent"):
+        click.echo("The budget (--max-minutes/--max-requests) ran out: what is left is due "
+                   "first next time.")
     if error:
         click.echo(f"Run {status.value}: {error}", err=True)

@@ -32,6 +32,19 @@ class ArchiveConfig:
     pause_after_429_seconds: float = 60.0  # a 429 pauses the whole endpoint class this long
     max_429_per_class: int = 3  # then the class stops for this run rather than risk a block
     timeout_seconds: float = 60.0
+    cdx_page_size: int = 25_000  # rows per CDX page (the archive's hard maximum is 150,000)
+    bulk_threshold: int = 20  # URLs under one host/first path segment that earn a prefix query
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """When a URL is due for another check (incremental runs for cron)."""
+
+    recheck_ok_days: float = 30.0  # a healthy URL is looked at again after this long
+    recheck_failed_hours: float = 24.0  # a failing one after this, doubling per failure
+    dead_after_failures: int = 3  # called dead after this many failed checks in a row ...
+    dead_after_days: float = 3.0  # ... spread over at least this many days (InternetArchiveBot)
+    cdx_max_age_days: float = 7.0  # cached CDX prefix queries are refreshed after this long
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,7 @@ class Config:
     live: LiveConfig = field(default_factory=LiveConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     source: Path | None = None  # the file this came from, if any
 
 
@@ -76,6 +90,7 @@ _TABLES = {
     "live": LiveConfig,
     "retry": RetryConfig,
     "security": SecurityConfig,
+    "schedule": ScheduleConfig,
 }
 _PATH_TABLES = {"corpus": "corpus_path", "ledger": "ledger_path", "media": "media_path"}
 
@@ -151,6 +166,9 @@ def _validate(config: Config, source: Path) -> None:
         "live.timeout_seconds": config.live.timeout_seconds,
         "retry.attempts": config.retry.attempts,
         "security.max_image_bytes": config.security.max_image_bytes,
+        "archive.cdx_page_size": config.archive.cdx_page_size,
+        "archive.bulk_threshold": config.archive.bulk_threshold,
+        "schedule.dead_after_failures": config.schedule.dead_after_failures,
         "security.max_article_bytes": config.security.max_article_bytes,
     }
     for key, value in positive.items():

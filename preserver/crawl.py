@@ -18,12 +18,14 @@ from pathlib import Path
 
 from .archive import Archive
 from .articles import read_article
+from .captures import CaptureIndex
 from .client import HttpClient
 from .config import Config
 from .errors import RequestFailed
 from .images import ImageSaver
 from .ledger import Ledger
 from .live import check_live
+from .schedule import Budget, due_urls
 from .status import CheckResult, ParseStatus
 from .storage import clean_partial_files
 from .urls import canonical_key, parse_wayback_url
@@ -44,6 +46,7 @@ class RunSummary:
     requests: int = 0
     regressions: int = 0
     unreachable: dict = field(default_factory=dict)  # host -> reason
+    budget_spent: bool = False
 
     def as_dict(self) -> dict:
         return {
@@ -51,7 +54,7 @@ class RunSummary:
             "snapshots": dict(self.snapshots), "originals": dict(self.originals),
             "images": dict(self.images), "images_saved": self.images.get("saved", 0),
             "requests": self.requests, "regressions": self.regressions,
-            "unreachable_hosts": self.unreachable,
+            "unreachable_hosts": self.unreachable, "budget_spent": self.budget_spent,
         }
 
 
@@ -99,66 +102,109 @@ class Crawler:
         self.ledger.record_articles(batch, in_ledger)
 
     # -- network phases -----------------------------------------------------------------
-    async def check_and_save(self, check: bool = True, images: bool = True) -> None:
+    async def check_and_save(self, check: bool = True, images: bool = True,
+                             budget: Budget | None = None) -> None:
+        """Check what is due and save what is missing, asking the archive as little as it can:
+        one bulk CDX pass first, then only what the index cannot answer."""
+        budget = budget or Budget()
         async with HttpClient(self.config) as client:
+            budget.client = client
             archive = Archive(client, self.config.archive.base_url)
+            index = CaptureIndex(self.ledger.db, archive, self.config)
+            saver = ImageSaver(client, archive, self.config.media_path,
+                               self.config.security.max_image_bytes)
+            snapshots = self._due("snapshot") if check else []
+            originals = self._due("original") if check else []
+            groups = self._image_groups_to_fetch(saver) if images else []
+            keys = [parse_wayback_url(u).original for u in snapshots] + originals
+            keys += [_original(urls[0]) for urls in groups]
+            await index.refresh(index.plan(keys)[0], budget)
             if check:
-                await self._check_snapshots(archive)
-                await self._check_originals(client, archive)
+                await self._check_snapshots(archive, index, snapshots, budget)
+                await self._check_originals(client, index, originals, budget)
             if images:
-                await self._save_images(client, archive)
+                await self._save_images(saver, index, groups, budget)
             self.summary.requests = client.requests_sent
             self.summary.unreachable = {o: e.first_error for o, e in client.down_hosts.items()}
         self.summary.regressions = self.ledger.regressions
+        self.summary.budget_spent = budget.exhausted()
 
-    async def _check_snapshots(self, archive: Archive) -> None:
-        urls = self._urls("snapshot")
-        await _pool(urls, archive.check_snapshot, self._recorder(self.summary.snapshots))
-        log.info("snapshots: %d checked (%s)", len(urls), _counts(self.summary.snapshots))
+    def _due(self, role: str) -> list[str]:
+        return due_urls(self.ledger.db, self._urls(role), self.config.schedule)
 
-    async def _check_originals(self, client: HttpClient, archive: Archive) -> None:
+    async def _check_snapshots(self, archive: Archive, index: CaptureIndex, urls: list[str],
+                               budget: Budget) -> None:
+        remote, local = [], []
+        for url in urls:
+            wayback = parse_wayback_url(url)
+            if index.covers(wayback.original):
+                local.append(index.snapshot_result(url, wayback))
+            else:
+                remote.append(url)
+        for start in range(0, len(local), SCAN_BATCH):
+            self.ledger.record_checks(local[start : start + SCAN_BATCH])
+        self.summary.snapshots.update(r.status.value for r in local)
+        await _pool(remote, archive.check_snapshot, self._recorder(self.summary.snapshots),
+                    budget)
+        log.info("snapshots: %d due, %d answered from the CDX index (%s)", len(urls),
+                 len(local), _counts(self.summary.snapshots))
+
+    async def _check_originals(self, client: HttpClient, index: CaptureIndex, urls: list[str],
+                               budget: Budget) -> None:
         async def check(url: str) -> CheckResult:
             result = await check_live(client, url)
             try:
-                result.coverage = await archive.coverage(url)
+                if not index.covers(url):
+                    await index.fetch_exact(url)
+                result.coverage = index.coverage(url)
             except RequestFailed as exc:
                 result.error = "; ".join(filter(None, [result.error, f"CDX: {exc}"]))
             return result
 
-        urls = self._urls("original")
-        await _pool(urls, check, self._recorder(self.summary.originals))
-        log.info("originals: %d checked (%s)", len(urls), _counts(self.summary.originals))
+        await _pool(urls, check, self._recorder(self.summary.originals), budget)
+        log.info("originals: %d due (%s)", len(urls), _counts(self.summary.originals))
 
-    async def _save_images(self, client: HttpClient, archive: Archive) -> None:
+    def _image_groups_to_fetch(self, saver: ImageSaver) -> list[list[str]]:
+        """Groups of image URLs naming one image that is not saved yet and is due."""
         removed = clean_partial_files(self.config.media_path)
         if removed:
             log.info("removed %d partial files left by an interrupted run", removed)
-        saver = ImageSaver(client, archive, self.config.media_path,
-                           self.config.security.max_image_bytes)
-        todo = []
+        rows = {r["url"]: r for r in self.ledger.db["images"].rows}
+        pending = []
         for urls in same_image_groups(self._urls("image")).values():
-            rows = [self.ledger.image_row(u) for u in urls]
-            saved = next((row for row in rows if saver.already_saved(row)), None)
+            saved = next((rows[u] for u in urls if saver.already_saved(rows.get(u))), None)
             if saved is None:
-                todo.append(urls)
+                pending.append(urls)
                 continue
             self.summary.images["already_saved"] += len(urls)
-            for url, row in zip(urls, rows, strict=True):
-                if not saver.already_saved(row):  # another spelling of a saved image
+            for url in urls:
+                if not saver.already_saved(rows.get(url)):  # another spelling of a saved image
                     self.ledger.record_image({**saved, "url": url})
+        due = set(due_urls(self.ledger.db, [urls[0] for urls in pending], self.config.schedule))
+        return [urls for urls in pending if urls[0] in due]
 
+    async def _save_images(self, saver: ImageSaver, index: CaptureIndex,
+                           groups: list[list[str]], budget: Budget) -> None:
         async def save(urls: list[str]):
-            return urls, await saver.save(urls[0])
+            wayback = parse_wayback_url(urls[0])
+            if wayback is None or not index.covers(wayback.original):
+                return urls, await saver.save(urls[0])
+            capture = index.nearest(wayback.original, wayback.timestamp)
+            if capture is None:
+                return urls, saver.missing(urls[0])
+            return urls, await saver.save(urls[0], capture)
 
         def record(done) -> None:
             urls, outcome = done
-            for url in urls:  # one download serves every URL of the same image
-                self.ledger.record_check(replace(outcome.check, url=url))
-                self.ledger.record_image({**outcome.row, "url": url})
+            # one download serves every URL of the same image
+            self.ledger.record_checks([replace(outcome.check, url=url) for url in urls])
+            for url in urls:
+                self.ledger.record_image({**outcome.row, "url": url,
+                                          "original_url": _original(url)})
                 self.summary.images[outcome.row["status"]] += 1
 
-        await _pool(todo, save, record)
-        log.info("images: %d fetched (%s)", len(todo), _counts(self.summary.images))
+        await _pool(groups, save, record, budget)
+        log.info("images: %d to fetch (%s)", len(groups), _counts(self.summary.images))
 
     def _recorder(self, counter: Counter):
         def record(result: CheckResult) -> None:
@@ -174,14 +220,16 @@ class Crawler:
         return [row[0] for row in rows]
 
 
-async def _pool(items, work, record, workers: int = WORKERS) -> None:
-    """Run `work` on every item with a bounded number of workers; `record` each result."""
+async def _pool(items, work, record, budget: Budget | None = None,
+                workers: int = WORKERS) -> None:
+    """Run `work` on every item with a bounded number of workers; `record` each result.
+    When the budget is spent no new item starts; those in flight finish and are recorded."""
     queue: asyncio.Queue = asyncio.Queue()
     for item in items:
         queue.put_nowait(item)
 
     async def worker() -> None:
-        while True:
+        while budget is None or not budget.exhausted():
             try:
                 item = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -189,6 +237,11 @@ async def _pool(items, work, record, workers: int = WORKERS) -> None:
             record(await work(item))
 
     await asyncio.gather(*(worker() for _ in range(min(workers, len(items)) or 1)))
+
+
+def _original(url: str) -> str:
+    wayback = parse_wayback_url(url)
+    return wayback.original if wayback else url
 
 
 def same_image_groups(urls: list[str]) -> dict[str, list[str]]:

@@ -9,6 +9,7 @@ derived from its URL. An image already on disk with the recorded hash is not fet
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from .client import HttpClient
 from .errors import RequestFailed, UnsafePathError
 from .ledger import now
 from .status import CheckResult, ImageStatus, UrlStatus, status_for_http
-from .storage import media_relpath, safe_target, sha256_of_file, write_atomically
+from .storage import media_relpath, safe_target, write_atomically
 from .urls import parse_wayback_url
 
 _SIGNATURES = [
@@ -63,37 +64,66 @@ class ImageSaver:
         self.max_bytes = max_bytes
 
     def already_saved(self, row: dict | None) -> bool:
-        """True when the ledger says saved and the file on disk still has that hash."""
+        """True when the ledger says saved and the file is still there with its size. (The
+        hash was checked when it was written; rehashing 133k files every hour is not.)"""
         if not row or row.get("status") != ImageStatus.SAVED or not row.get("local_path"):
             return False
-        return sha256_of_file(self.media_root / row["local_path"]) == row.get("sha256")
+        try:
+            return (self.media_root / row["local_path"]).stat().st_size == row.get("bytes")
+        except OSError:
+            return False
 
-    async def save(self, url: str) -> ImageOutcome:
+    def missing(self, url: str) -> ImageOutcome:
+        """The CDX index, complete for this URL's prefix, has no capture: no request."""
+        check = CheckResult(url, UrlStatus.NOT_FOUND, method="cdx",
+                            error="the CDX index has no capture of this image")
+        return ImageOutcome({**self._blank(url), "status": ImageStatus.MISSING,
+                             "error": check.error}, check)
+
+    async def save(self, url: str, capture=None) -> ImageOutcome:
+        """Fetch and store one image: from the exact capture the CDX index named (one request,
+        bytes compared with its digest), else through the replay's nearest-capture redirect."""
         wayback = parse_wayback_url(url)
-        original = wayback.original if wayback else url
-        row = {"url": url, "original_url": original, "local_path": None, "sha256": None,
-               "bytes": None, "content_type": None, "source_url": None, "saved_at": None,
-               "capture_timestamp": None, "error": None}
-        fetch_url = self.archive.replay_url(url, "id_") if wayback else url
+        row = self._blank(url)
+        if capture is not None:
+            fetch_url = f"{self.archive.base_url}/web/{capture.timestamp}id_/{capture.original}"
+        else:
+            fetch_url = self.archive.replay_url(url, "id_") if wayback else url
         endpoint = "replay" if wayback else "live"
         try:
             response = await self.client.get(fetch_url, endpoint, max_bytes=self.max_bytes)
         except RequestFailed as exc:
-            check = CheckResult.failed(url, exc)
+            check = CheckResult.failed(url, exc, archive=wayback is not None)
             return ImageOutcome({**row, "status": _failure_status(exc.status),
                                  "error": str(exc)}, check)
         check = CheckResult(url, status_for_http(response.status_code), response.status_code,
-                            attempts=response.attempts, elapsed_ms=response.elapsed_ms)
+                            attempts=response.attempts, elapsed_ms=response.elapsed_ms,
+                            method="replay" if wayback else "live")
         if response.redirects:
             check.status = UrlStatus.REDIRECTED if check.status == UrlStatus.OK else check.status
             check.final_url = response.redirects[-1]
         final = parse_wayback_url(_path_of(response.url)) if wayback else None
         row.update(source_url=response.url,
                    capture_timestamp=final.timestamp if final else None)
-        row.update(self._store(response, original))
+        if wayback and final and final.timestamp != wayback.timestamp and not response.redirects:
+            check.status = UrlStatus.REDIRECTED if check.status == UrlStatus.OK else check.status
+            check.final_url = final.canonical("")
+        row.update(self._store(response, row["original_url"]))
+        if capture is not None and row["status"] == ImageStatus.SAVED and capture.digest:
+            row["digest_ok"] = int(_sha1_base32(response.body) == capture.digest)
+            if not row["digest_ok"]:
+                row["error"] = f"bytes differ from the CDX digest {capture.digest}"
         if row["status"] != ImageStatus.SAVED:
             check.error = row["error"]
         return ImageOutcome(row, check)
+
+    @staticmethod
+    def _blank(url: str) -> dict:
+        wayback = parse_wayback_url(url)
+        return {"url": url, "original_url": wayback.original if wayback else url,
+                "local_path": None, "sha256": None, "bytes": None, "content_type": None,
+                "source_url": None, "saved_at": None, "capture_timestamp": None, "error": None,
+                "digest_ok": None}
 
     def _store(self, response, original: str) -> dict:
         """Validate and write; returns the image columns that depend on the bytes."""
@@ -128,6 +158,11 @@ class ImageSaver:
         return {"status": ImageStatus.SAVED, "local_path": relpath, "content_type": kind,
                 "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                 "saved_at": now(), "error": note}
+
+
+def _sha1_base32(data: bytes) -> str:
+    """The CDX `digest`: base32 of the SHA-1 of the body."""
+    return base64.b32encode(hashlib.sha1(data).digest()).decode("ascii")
 
 
 def _failure_status(status: UrlStatus) -> ImageStatus:

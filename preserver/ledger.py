@@ -18,8 +18,10 @@ from pathlib import Path
 
 import sqlite_utils
 
+from .config import ScheduleConfig
 from .errors import LedgerLockedError
-from .status import ImageStatus, RunStatus, UrlStatus
+from .schedule import is_dead
+from .status import GOOD, ImageStatus, RunStatus
 
 SCHEMA = {
     "runs": {
@@ -40,26 +42,38 @@ SCHEMA = {
         "capture_timestamp": str, "checked_at": str, "attempts": int, "elapsed_ms": int,
         "error": str, "first_seen_at": str, "first_failed_at": str, "last_ok_at": str,
         "consecutive_failures": int, "previous_status": str, "captures": int,
-        "first_capture": str, "last_capture": str,
+        "first_capture": str, "last_capture": str, "method": str, "dead": int,
     },
     "checks": {
         "id": int, "run_id": int, "url": str, "checked_at": str, "status": str,
         "http_status": int, "final_url": str, "elapsed_ms": int, "attempts": int, "error": str,
+        "method": str,
     },
     "images": {
         "url": str, "original_url": str, "local_path": str, "sha256": str, "bytes": int,
         "content_type": str, "status": str, "source_url": str, "capture_timestamp": str,
-        "saved_at": str, "checked_at": str, "error": str,
+        "saved_at": str, "checked_at": str, "error": str, "digest_ok": int,
+    },
+    "captures": {  # the archive's CDX index, as far as we have fetched it
+        "urlkey": str, "timestamp": str, "original": str, "mimetype": str,
+        "statuscode": str, "digest": str, "length": int, "query_id": int,
+    },
+    "cdx_queries": {  # one row per prefix or exact CDX query: resumable, refreshed when stale
+        "id": int, "url": str, "match_type": str, "key_prefix": str, "started_at": str,
+        "fetched_at": str, "resume_key": str, "from_ts": str, "pages": int, "rows": int,
+        "status": str, "error": str,
     },
 }
 PRIMARY_KEYS = {
     "runs": "id", "articles": "path", "links": None, "urls": "url",
-    "checks": "id", "images": "url",
+    "checks": "id", "images": "url", "captures": None, "cdx_queries": "id",
 }
 INDEXES = [
     ("links", ["url"]), ("links", ["article_path"]), ("urls", ["status"]), ("checks", ["url"]),
     ("checks", ["run_id"]), ("images", ["status"]), ("articles", ["parse_status"]),
+    ("cdx_queries", ["url", "match_type"]),
 ]
+UNIQUE_INDEXES = [("captures", ["urlkey", "timestamp", "statuscode", "digest"])]
 VIEWS = {
     "article_health": """
         select a.path, a.title, a.date, a.category, a.parse_status,
@@ -72,7 +86,6 @@ VIEWS = {
         left join urls s on s.url = a.url
         left join urls o on o.url = a.original_url""",
 }
-GOOD = {UrlStatus.OK.value, UrlStatus.REDIRECTED.value}
 BULK_LOAD_ARTICLES = 5000  # a scan of this many changed files drops and rebuilds an index
 
 
@@ -104,6 +117,8 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
                 table.add_column(column, kind)
     for name, columns in INDEXES:
         db.table(name).create_index(columns, if_not_exists=True)
+    for name, columns in UNIQUE_INDEXES:
+        db.table(name).create_index(columns, if_not_exists=True, unique=True)
     for name, sql in VIEWS.items():
         db.create_view(name, sql, replace=True)
 
@@ -142,8 +157,9 @@ class Ledger:
     """Writes of one run. Every write is its own transaction: a killed run loses at most the
     check in flight, and the ledger stays consistent."""
 
-    def __init__(self, db: sqlite_utils.Database):
+    def __init__(self, db: sqlite_utils.Database, policy: ScheduleConfig | None = None):
         self.db = db
+        self.policy = policy or ScheduleConfig()
         self.run_id: int | None = None
         self.regressions = 0
         self.checks = 0
@@ -211,17 +227,24 @@ class Ledger:
                                 [(now(), p) for p in paths])
 
     def record_check(self, result) -> None:
-        """Append to `checks` and fold into the URL's current state, in one transaction."""
+        self.record_checks([result])
+
+    def record_checks(self, results: list) -> None:
+        """Append to `checks` and fold into each URL's current state, in one transaction."""
+        if not results:
+            return
         checked_at = now()
         with self.db.atomic():
-            self.db.table("checks").insert({
-                "run_id": self.run_id, "url": result.url, "checked_at": checked_at,
-                "status": result.status.value, "http_status": result.http_status,
-                "final_url": result.final_url, "elapsed_ms": result.elapsed_ms,
-                "attempts": result.attempts, "error": result.error,
-            })
-            self.db.table("urls").upsert(self._url_state(result, checked_at), pk="url")
-        self.checks += 1
+            _write_rows(self.db, "checks", [{
+                "run_id": self.run_id, "url": r.url, "checked_at": checked_at,
+                "status": r.status.value, "http_status": r.http_status, "final_url": r.final_url,
+                "elapsed_ms": r.elapsed_ms, "attempts": r.attempts, "error": r.error,
+                "method": r.method} for r in results], "insert")
+            states = [self._url_state(r, checked_at) for r in results]
+            for keys in {tuple(s) for s in states}:  # rows with and without coverage
+                self.db.table("urls").upsert_all([s for s in states if tuple(s) == keys],
+                                                 pk="url")
+        self.checks += len(results)
 
     def _url_state(self, result, checked_at: str) -> dict:
         previous = self.db.execute(
@@ -230,17 +253,21 @@ class Ledger:
         before, first_seen, first_failed, last_ok, failures = previous or (None, None, None,
                                                                           None, 0)
         good = result.status.value in GOOD
-        if before in GOOD and not good:
+        if before in GOOD and not good and not result.inconclusive:
             self.regressions += 1
+        if not result.inconclusive:  # an outage on our side says nothing about the URL
+            last_ok = checked_at if good else last_ok
+            first_failed = None if good else (first_failed or checked_at)
+            failures = 0 if good else (failures or 0) + 1
         state = {
             "url": result.url, "status": result.status.value, "http_status": result.http_status,
             "final_url": result.final_url, "capture_timestamp": result.capture_timestamp,
             "checked_at": checked_at, "attempts": result.attempts,
-            "elapsed_ms": result.elapsed_ms, "error": result.error,
+            "elapsed_ms": result.elapsed_ms, "error": result.error, "method": result.method,
             "first_seen_at": first_seen or checked_at, "previous_status": before,
-            "last_ok_at": checked_at if good else last_ok,
-            "first_failed_at": None if good else (first_failed or checked_at),
-            "consecutive_failures": 0 if good else (failures or 0) + 1,
+            "last_ok_at": last_ok, "first_failed_at": first_failed,
+            "consecutive_failures": failures or 0,
+            "dead": int(is_dead(failures or 0, first_failed, self.policy)),
         }
         if result.coverage is not None:
             state.update(result.coverage)

@@ -36,6 +36,12 @@ class UrlStatus(StrEnum):
         return self in (UrlStatus.DNS_ERROR, UrlStatus.CONNECTION_ERROR, UrlStatus.TLS_ERROR)
 
 
+GOOD = frozenset({UrlStatus.OK.value, UrlStatus.REDIRECTED.value})
+OUR_SIDE = frozenset({UrlStatus.RATE_LIMITED})
+ARCHIVE_SIDE = OUR_SIDE | {UrlStatus.TIMEOUT, UrlStatus.DNS_ERROR, UrlStatus.CONNECTION_ERROR,
+                           UrlStatus.TLS_ERROR, UrlStatus.SERVER_ERROR}
+
+
 class ImageStatus(StrEnum):
     SAVED = "saved"  # bytes on disk, validated, hash recorded
     MISSING = "missing"  # the archive never captured it
@@ -70,12 +76,16 @@ class CheckResult:
     attempts: int = 0
     elapsed_ms: int = 0
     coverage: dict | None = None  # captures, first_capture, last_capture (originals)
+    method: str = "replay"  # how it was answered: replay, cdx, live
+    inconclusive: bool = False  # said nothing about the URL itself (our side, rate limits)
 
     @classmethod
-    def failed(cls, url: str, exc) -> CheckResult:
-        """From a RequestFailed."""
+    def failed(cls, url: str, exc, archive: bool = False) -> CheckResult:
+        """From a RequestFailed. When the archive could not be asked (network, rate limit,
+        its own 5xx), the result says nothing about the capture itself: inconclusive."""
+        side = ARCHIVE_SIDE if archive else OUR_SIDE
         return cls(url, exc.status, exc.http_status, error=str(exc),
-                   attempts=getattr(exc, "attempts", 0))
+                   attempts=getattr(exc, "attempts", 0), inconclusive=exc.status in side)
 
 
 def status_for_http(code: int) -> UrlStatus:

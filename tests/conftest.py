@@ -65,8 +65,12 @@ def write_article(corpus: Path, name: str, url: str, original_url: str,
 
 def write_config(tmp_path: Path, archive: WaybackArchive, corpus: Path, *,
                  archive_extra: str = "", live_extra: str = "", security_extra: str = "",
+                 schedule: str = "recheck_ok_days = 0\nrecheck_failed_hours = 0",
                  allow_private: bool = True, origins: dict | None = None) -> Path:
-    """A real config.toml for a run against the local servers, with fast (test) pacing."""
+    """A real config.toml for a run against the local servers, with fast (test) pacing.
+    By default everything is due at every run; pass `schedule=""` for the real policy."""
+    archive_defaults = {"cdx_per_minute": 60000, "replay_per_minute": 60000,
+                        "pause_after_429_seconds": 0.05, "timeout_seconds": 2}
     origin_table = ", ".join(f'"{k}" = "{v}"' for k, v in (origins or {}).items())
     path = tmp_path / "config.toml"
     path.write_text(f"""
@@ -79,11 +83,7 @@ path = "media"
 [archive]
 base_url = "{archive.base_url}"
 availability_url = "{archive.availability_url}"
-cdx_per_minute = 60000
-replay_per_minute = 60000
-pause_after_429_seconds = 0.05
-timeout_seconds = 2
-{archive_extra}
+{_toml_lines(archive_defaults, archive_extra)}
 [live]
 per_host_per_second = 1000
 timeout_seconds = 1
@@ -93,11 +93,22 @@ origins = {{ {origin_table} }}
 attempts = 3
 initial_wait_seconds = 0.01
 max_wait_seconds = 0.05
+[schedule]
+{schedule}
 [security]
 allow_private_addresses = {"true" if allow_private else "false"}
 {security_extra}
 """, encoding="utf-8")
     return path
+
+
+def _toml_lines(defaults: dict, extra: str) -> str:
+    """Default settings, overridden by `key = value` lines in extra."""
+    settings = {k: str(v) for k, v in defaults.items()}
+    for line in filter(None, extra.splitlines()):
+        key, value = (part.strip() for part in line.split("=", 1))
+        settings[key] = value
+    return "\n".join(f"{k} = {v}" for k, v in settings.items())
 
 
 def run_cli(*args: str):

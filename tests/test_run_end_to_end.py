@@ -213,11 +213,18 @@ def test_repeated_429s_stop_the_replay_class_instead_of_looping(tmp_path, corpus
         archive.add(f"{HK}/a/{n}", TS, html("a"))
         write_article(corpus, f"a{n}.md", f"{WB}/{TS}/{HK}/a/{n}", f"{HK}/a/{n}")
     archive.fail_next("replay", status=429, count=1000)
-    config = write_config(tmp_path, archive, corpus, archive_extra="max_429_per_class = 3",
-                          origins={HK: f"http://127.0.0.1:{closed_port()}"})
+    archive.fail_next("cdx", status=429, count=1000)
+    # a pause long enough for the requests in flight at the first 429 to come back inside it
+    config = write_config(tmp_path, archive, corpus, origins={
+        HK: f"http://127.0.0.1:{closed_port()}"},
+        archive_extra="max_429_per_class = 3\npause_after_429_seconds = 0.5")
     result = run_cli("run", "--config", str(config))
     assert result.exit_code == 0
-    assert archive.count_status(429) == 3  # then the class stopped: no more replay requests
+    # three 429s per class, then that class stopped: not one more request of it
+    by_class = {}
+    for record in archive.requests:
+        by_class.setdefault(record.endpoint_class, []).append(record.status)
+    assert by_class == {"cdx": [429] * 3, "replay": [429] * 3}
     rows = list(ledger(config).query(
         "select u.status, u.error from urls u join links l on l.url = u.url "
         "where l.role = 'snapshot'"))

@@ -1,0 +1,254 @@
+"""The archive's CDX index, cached in the ledger, so most questions cost no request.
+
+At the archive's 30 CDX requests a minute, one query per URL cannot finish 49,118 articles in a
+day. But the URLs cluster: every article is under `hkcnews.com/article/`, most images under
+`hkcnews.com/news_新聞/`. So URLs are grouped by host and first path segment; a group with at
+least `bulk_threshold` URLs is fetched with one paged prefix query (resume keys), a sparse
+original gets one exact query, and everything lands in the `captures` table. "Is this capture
+there, which is the nearest, how many are there" is then answered locally. URLs meet the index
+through the archive's own canonical form (SURT, from the Internet Archive's `surt` package).
+
+Queries are resumable (the resume key is saved after every page) and refreshed when older than
+`cdx_max_age_days`, asking only for captures since the last fetch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import sqlite_utils
+
+from .archive import Archive
+from .errors import RequestFailed
+from .ledger import now
+from .status import CheckResult, UrlStatus
+from .urls import WaybackURL, canonical_key, encode_once
+
+log = logging.getLogger("preserver")
+
+
+@dataclass(frozen=True)
+class Capture:
+    urlkey: str
+    timestamp: str
+    original: str
+    mimetype: str
+    statuscode: str
+    digest: str
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.statuscode.startswith("3")
+
+    @property
+    def is_error(self) -> bool:
+        return self.statuscode[:1] in ("4", "5")
+
+
+@dataclass(frozen=True)
+class Query:
+    url: str  # as sent: "hkcnews.com/article/" or an exact URL
+    match_type: str  # "prefix" or "exact"
+    key_prefix: str  # the SURT every URL it covers starts with (exact: the whole key)
+
+
+def group_of(url: str) -> Query | None:
+    """The prefix query that would cover url: its host (no `www.`) and first path segment."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    segments = parts.path.split("/")
+    if parts.scheme not in ("http", "https") or not host or len(segments) < 3:
+        return None
+    prefix = f"{host}/{segments[1]}/"
+    key = canonical_key(f"http://{prefix}x")[:-1]  # surt drops a trailing slash: keep it
+    return Query(encode_once(prefix), "prefix", key)
+
+
+def exact_query(url: str) -> Query:
+    return Query(encode_once(url), "exact", canonical_key(url))
+
+
+class CaptureIndex:
+    """Plans, runs and answers from CDX queries stored in the ledger."""
+
+    def __init__(self, db: sqlite_utils.Database, archive: Archive, config):
+        self.db = db
+        self.archive = archive
+        self.page_size = config.archive.cdx_page_size
+        self.bulk_threshold = config.archive.bulk_threshold
+        self.max_age = dt.timedelta(days=config.schedule.cdx_max_age_days)
+        self._covered: list[Query] = []
+        self._load_covered()
+
+    # -- planning and fetching ----------------------------------------------------------
+    def plan(self, urls: list[str]) -> tuple[list[Query], list[str]]:
+        """(prefix queries for dense groups, the URLs those do not cover)."""
+        groups: dict[Query, list[str]] = {}
+        sparse = []
+        for url in urls:
+            group = group_of(url)
+            if group is None:
+                sparse.append(url)
+            else:
+                groups.setdefault(group, []).append(url)
+        dense = [g for g, members in groups.items() if len(members) >= self.bulk_threshold]
+        sparse += [u for g, members in groups.items() if g not in dense for u in members]
+        return dense, sparse
+
+    async def refresh(self, queries: list[Query], budget=None) -> None:
+        """Run every query that is not fresh, page by page; a failure leaves it resumable."""
+        for query in queries:
+            if budget is not None and budget.exhausted():
+                return
+            if self._is_fresh(query):
+                continue
+            try:
+                await self._run(query)
+            except RequestFailed as exc:
+                log.warning("CDX query %s stopped: %s (resumes next time)", query.url, exc)
+        self._load_covered()
+
+    async def fetch_exact(self, url: str) -> None:
+        """One exact query for a sparse URL (raises RequestFailed)."""
+        query = exact_query(url)
+        if not self._is_fresh(query):
+            await self._run(query)
+            self._covered.append(query)
+
+    def _is_fresh(self, query: Query) -> bool:
+        row = self._latest(query)
+        if not row or row["status"] != "complete":
+            return False
+        return _age(row["fetched_at"]) < self.max_age
+
+    def _latest(self, query: Query) -> dict | None:
+        rows = list(self.db.query(
+            "select * from cdx_queries where url = ? and match_type = ? order by id desc limit 1",
+            [query.url, query.match_type]))
+        return rows[0] if rows else None
+
+    async def _run(self, query: Query) -> None:
+        previous = self._latest(query)
+        resume_key, from_ts, query_id = None, None, None
+        if previous and previous["status"] == "partial":  # a killed or stopped run: go on
+            resume_key, from_ts, query_id = (previous["resume_key"], previous["from_ts"],
+                                             previous["id"])
+        elif previous and previous["status"] == "complete":  # stale: only what is new
+            from_ts = previous["fetched_at"][:10].replace("-", "")
+        if query_id is None:
+            query_id = self.db["cdx_queries"].insert({
+                "url": query.url, "match_type": query.match_type, "key_prefix": query.key_prefix,
+                "started_at": now(), "from_ts": from_ts, "pages": 0, "rows": 0,
+                "status": "partial"}).last_pk
+        pages = self.archive.cdx_pages(query.url, query.match_type, page_size=self.page_size,
+                                       resume_key=resume_key, from_ts=from_ts)
+        try:
+            async for rows, next_key in pages:
+                self._store_page(query_id, rows, next_key)
+        except RequestFailed as exc:
+            self.db["cdx_queries"].update(query_id, {"error": str(exc)})
+            raise
+
+    def _store_page(self, query_id: int, rows: list[dict], next_key: str | None) -> None:
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "insert or ignore into captures (urlkey, timestamp, original, mimetype, "
+                "statuscode, digest, length, query_id) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.get("urlkey"), r.get("timestamp"), r.get("original"), r.get("mimetype"),
+                  r.get("statuscode"), r.get("digest"), _int(r.get("length")), query_id)
+                 for r in rows if r.get("urlkey") and r.get("timestamp")])
+            self.db.execute(
+                "update cdx_queries set pages = pages + 1, rows = rows + ?, resume_key = ?, "
+                "status = ?, fetched_at = case when ? is null then ? else fetched_at end, "
+                "error = null where id = ?",
+                [len(rows), next_key, "partial" if next_key else "complete", next_key, now(),
+                 query_id])
+
+    def _load_covered(self) -> None:
+        self._covered = [Query(r["url"], r["match_type"], r["key_prefix"]) for r in self.db.query(
+            "select distinct url, match_type, key_prefix from cdx_queries "
+            "where status = 'complete'")]
+
+    # -- answers ------------------------------------------------------------------------
+    def covers(self, url: str) -> bool:
+        """Has a complete query fetched every capture this URL could have?"""
+        key = canonical_key(url)
+        return any(key.startswith(q.key_prefix) if q.match_type == "prefix"
+                   else key == q.key_prefix for q in self._covered)
+
+    def captures_of(self, url: str) -> list[Capture]:
+        rows = self.db.execute(
+            "select urlkey, timestamp, original, mimetype, statuscode, digest from captures "
+            "where urlkey = ? order by timestamp", [canonical_key(url)]).fetchall()
+        return [Capture(*row) for row in rows]
+
+    def coverage(self, url: str) -> dict:
+        count, first, last = self.db.execute(
+            "select count(*), min(timestamp), max(timestamp) from captures where urlkey = ?",
+            [canonical_key(url)]).fetchone()
+        return {"captures": count, "first_capture": first, "last_capture": last}
+
+    def nearest(self, url: str, timestamp: str) -> Capture | None:
+        """The capture the archive would replay for url at timestamp: exact, else nearest in
+        time (preferring captures that are not error pages)."""
+        captures = self.captures_of(url)
+        exact = [c for c in captures if c.timestamp == timestamp]
+        if exact:
+            return exact[0]
+        pool = [c for c in captures if not c.is_error] or captures
+        return min(pool, key=lambda c: _distance(c.timestamp, timestamp), default=None)
+
+    def snapshot_result(self, snapshot_url: str, wayback: WaybackURL) -> CheckResult:
+        """The snapshot check, answered from the index (no request)."""
+        capture = self.nearest(wayback.original, wayback.timestamp)
+        result = CheckResult(snapshot_url, UrlStatus.NOT_FOUND, method="cdx")
+        if capture is None:
+            result.error = "the CDX index has no capture of this URL"
+            return result
+        result.capture_timestamp = capture.timestamp
+        result.final_url = wayback.canonical("") if capture.timestamp == wayback.timestamp \
+            else WaybackURL(capture.timestamp, "", wayback.original).canonical("")
+        if capture.is_error:
+            result.error = f"the capture is of an HTTP {capture.statuscode} page"
+        elif capture.timestamp != wayback.timestamp:
+            result.status = UrlStatus.REDIRECTED
+            result.error = f"no capture at {wayback.timestamp}; nearest is {capture.timestamp}"
+        elif capture.is_redirect:
+            result.status = UrlStatus.REDIRECTED
+            result.error = f"archived redirect (HTTP {capture.statuscode} when captured)"
+        else:
+            result.status = UrlStatus.OK
+        return result
+
+
+def _distance(a: str, b: str) -> float:
+    return abs((_when(a) - _when(b)).total_seconds())
+
+
+def _when(timestamp: str) -> dt.datetime:
+    digits = (timestamp + "00000101000000"[len(timestamp):])[:14] if len(timestamp) < 14 \
+        else timestamp[:14]
+    try:
+        return dt.datetime.strptime(digits, "%Y%m%d%H%M%S")
+    except ValueError:
+        return dt.datetime(1970, 1, 1)
+
+
+def _age(iso: str | None) -> dt.timedelta:
+    if not iso:
+        return dt.timedelta.max
+    when = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    return dt.datetime.now(dt.UTC) - when
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
