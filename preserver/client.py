@@ -11,6 +11,7 @@ other URLs cost no request (hkcnews.com is 49,118 originals on one dead host).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import ipaddress
 import socket
@@ -108,6 +109,7 @@ class HttpClient:
         }
         self.live_limiters = HostLimiters(config.live.per_host_per_second)
         self.down_hosts: dict[str, RequestFailed] = {}
+        self._probes: dict[str, asyncio.Event] = {}
         self.requests_sent = 0
         configured = [archive.base_url, archive.availability_url, *config.live.origins.values()]
         trusted = frozenset(_host_port(u) for u in configured)
@@ -153,7 +155,7 @@ class HttpClient:
         except retry.RetryableAnswer as exc:
             response = exc.response
         except RequestFailed as exc:
-            exc.attempts = attempts
+            exc.attempts = attempts - (0 if getattr(exc, "sent", True) else 1)
             raise
         response.attempts = attempts
         response.elapsed_ms = int((time.monotonic() - started) * 1000)
@@ -178,18 +180,34 @@ class HttpClient:
 
     async def _once(self, url, endpoint, max_bytes, read_body) -> Response:
         origin = _origin_of(url)
-        self._raise_if_down(origin)
-        limiter = self._limiter(endpoint, origin)
-        async with limiter.slot(precheck=lambda: self._raise_if_down(origin)):
-            self.requests_sent += 1
-            try:
-                response = await self._send(url, endpoint, max_bytes, read_body)
-            except RequestFailed as exc:
-                self._note_failure(origin, limiter, exc)
-                raise
+        async with self._first_contact(origin):
+            self._raise_if_down(origin)
+            limiter = self._limiter(endpoint, origin)
+            async with limiter.slot(precheck=lambda: self._raise_if_down(origin)):
+                self.requests_sent += 1
+                try:
+                    response = await self._send(url, endpoint, max_bytes, read_body)
+                except RequestFailed as exc:
+                    self._note_failure(origin, limiter, exc)
+                    raise
         if response.status_code == 429 and endpoint in ARCHIVE_CLASSES:
             limiter.penalise("HTTP 429")
         return response
+
+    @contextlib.asynccontextmanager
+    async def _first_contact(self, origin: str):
+        """Until an origin has answered once, one request probes it and the others wait for
+        the outcome: a dead host costs one probe, not one per worker."""
+        probe = self._probes.get(origin)
+        if probe is None:
+            probe = self._probes[origin] = asyncio.Event()
+            try:
+                yield
+            finally:
+                probe.set()
+            return
+        await probe.wait()
+        yield
 
     async def _send(self, url, endpoint, max_bytes, read_body) -> Response:
         deadline = self._timeout(endpoint) * 3
@@ -208,8 +226,11 @@ class HttpClient:
             raise classify(exc) from exc
 
     def _raise_if_down(self, origin: str) -> None:
-        if origin in self.down_hosts:
-            raise self.down_hosts[origin]
+        down = self.down_hosts.get(origin)
+        if down is not None:
+            shortcut = RequestFailed(down.status, str(down))
+            shortcut.sent = False  # no request left this machine for it
+            raise shortcut
 
     def _limiter(self, endpoint: str, origin: str) -> RateLimiter:
         if endpoint == "live":
@@ -292,7 +313,6 @@ def _retryable(response: Response) -> retry.RetryableAnswer:
 def _host_down(origin: str, exc: RequestFailed) -> RequestFailed:
     down = RequestFailed(exc.status, f"{exc} (not retried: {origin} was unreachable earlier "
                                      "in this run)")
-    down.attempts = 0
     down.first_error = str(exc)
     return down
 

@@ -70,7 +70,9 @@ class RateLimiter:
 
     def _raise_if_stopped(self) -> None:
         if self.stopped_reason:
-            raise RequestFailed(UrlStatus.RATE_LIMITED, self.stopped_reason)
+            stopped = RequestFailed(UrlStatus.RATE_LIMITED, self.stopped_reason)
+            stopped.sent = False
+            raise stopped
 
     def penalise(self, why: str) -> None:
         """A 429 or refused connection: pause the whole class; stop it after too many."""

@@ -1,0 +1,195 @@
+"""Archive-scale behaviour: bulk CDX with resume keys, exact captures with digests, one probe
+per dead host, incremental cron runs that cost nothing when nothing is stale, budgets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import sqlite_utils
+
+from preserver.config import ScheduleConfig
+from preserver.schedule import due_urls, is_dead
+from tests.conftest import PNG, closed_port, run_cli, write_article, write_config
+
+WB = "https://web.archive.org/web"
+HK = "https://www.hkcnews.com"
+TS = "20210712022351"
+
+
+def corpus_of(corpus, archive, n: int, images: int = 2, prefix: str = "article"):
+    """n articles under one prefix, each with `images` images, all archived."""
+    for i in range(n):
+        original = f"{HK}/{prefix}/{i}/標題-{i}"
+        archive.add(original, TS, b"<html>a</html>")
+        srcs = []
+        for j in range(images):
+            image = f"{HK}/news_新聞/2020/{i}-{j}%20x.png"
+            archive.add(image, TS, PNG + f"{i}-{j}".encode(), "image/png")
+            srcs.append(f"{WB}/{TS}im_/{image}")
+        write_article(corpus, f"{i // 100}/article_{i}.md", f"{WB}/{TS}/{original}", original,
+                      srcs)
+
+
+def db_of(config) -> sqlite_utils.Database:
+    return sqlite_utils.Database(config.parent / "preserver.db")
+
+
+def test_bulk_cdx_answers_snapshots_with_few_requests(tmp_path, corpus, archive):
+    corpus_of(corpus, archive, 60)
+    archive.cdx_page_size = 25  # force resume keys: 60 articles + 120 images span pages
+    config = write_config(tmp_path, archive, corpus, schedule="",
+                          origins={HK: f"http://127.0.0.1:{closed_port()}"})
+    assert run_cli("run", "--config", str(config)).exit_code == 0
+    counts = archive.counts()
+    assert counts["cdx"] <= 12  # two prefixes, paged: not one query per URL
+    assert counts["replay"] == 120  # one request per image, none per snapshot
+    assert not any("resumeKey" in r.path for r in archive.requests[:1])
+    assert any("resumeKey=" in r.path for r in archive.requests)
+    db = db_of(config)
+    assert {r["method"] for r in db.query(
+        "select method from urls u join links l on l.url = u.url where role = 'snapshot'")} == {
+        "cdx"}
+    rows = list(db["images"].rows)
+    assert len(rows) == 120 and {r["status"] for r in rows} == {"saved"}
+    assert {r["digest_ok"] for r in rows} == {1}
+    originals = list(db.query(
+        "select captures from urls u join links l on l.url = u.url where role = 'original'"))
+    assert {r["captures"] for r in originals} == {1}
+
+
+def test_second_run_with_nothing_stale_makes_no_request(tmp_path, corpus, archive):
+    corpus_of(corpus, archive, 30)
+    config = write_config(tmp_path, archive, corpus, schedule="",
+                          origins={HK: f"http://127.0.0.1:{closed_port()}"})
+    assert run_cli("run", "--config", str(config)).exit_code == 0
+    archive.clear_requests()
+    result = run_cli("run", "--config", str(config))
+    assert result.exit_code == 0
+    assert archive.requests == []
+    assert "This run: 0 requests" in result.output
+    run = list(db_of(config)["runs"].rows)[-1]
+    assert run["requests"] == 0 and run["checks"] == 0
+
+
+def test_changed_article_is_read_again_and_unchanged_are_not(tmp_path, corpus, archive):
+    corpus_of(corpus, archive, 5, images=0)
+    config = write_config(tmp_path, archive, corpus, schedule="")
+    assert run_cli("scan", "--config", str(config)).exit_code == 0
+    path = corpus / "0/article_3.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("標題", "新標題"), encoding="utf-8")
+    (corpus / "0/article_4.md").unlink()
+    assert run_cli("scan", "--config", str(config)).exit_code == 0
+    run = list(db_of(config)["runs"].rows)[-1]
+    import json
+
+    parse = json.loads(run["summary"])["parse"]
+    assert parse == {"unchanged": 3, "ok": 1, "removed": 1}
+    removed = db_of(config)["articles"].get("0/article_4.md")
+    assert removed["removed_at"]  # kept, with its history, out of future checks
+
+
+def test_dead_host_costs_one_probe(tmp_path, corpus, archive):
+    for i in range(8):
+        original = f"http://no-such-host.invalid/article/{i}"
+        archive.add(original, TS, b"<html>a</html>")
+        write_article(corpus, f"a{i}.md", f"{WB}/{TS}/{original}", original)
+    config = write_config(tmp_path, archive, corpus)
+    assert run_cli("run", "--config", str(config)).exit_code == 0
+    rows = list(db_of(config).query(
+        "select u.attempts, u.status, u.error from urls u join links l on l.url = u.url "
+        "where l.role = 'original' order by u.attempts desc"))
+    assert {r["status"] for r in rows} == {"dns_error"}
+    assert [r["attempts"] for r in rows] == [1] + [0] * 7
+    assert all("unreachable earlier in this run" in r["error"] for r in rows[1:])
+
+
+def test_budget_stops_early_and_next_run_resumes(tmp_path, corpus, archive):
+    corpus_of(corpus, archive, 10, images=3)
+    config = write_config(tmp_path, archive, corpus, schedule="",
+                          origins={HK: f"http://127.0.0.1:{closed_port()}"})
+    result = run_cli("run", "--config", str(config), "--max-requests", "8")
+    assert result.exit_code == 0
+    assert "budget" in result.output
+    assert archive.counts()["replay"] < 30
+    saved = db_of(config).execute("select count(*) from images").fetchone()[0]
+    assert saved < 30
+    assert run_cli("run", "--config", str(config)).exit_code == 0
+    assert db_of(config).execute(
+        "select count(*) from images where status = 'saved'").fetchone()[0] == 30
+
+
+def test_killed_cdx_query_resumes_from_its_resume_key(tmp_path, corpus, archive):
+    corpus_of(corpus, archive, 40, images=0)
+    archive.cdx_page_size = 10
+    config = write_config(tmp_path, archive, corpus,
+                          origins={HK: f"http://127.0.0.1:{closed_port()}"},
+                          archive_extra="max_429_per_class = 1")
+    # the second page draws a 429: the class stops, the query stays partial with its key
+    original_admit = archive.admit
+    calls = {"cdx": 0}
+
+    def admit(endpoint_class):
+        if endpoint_class == "cdx":
+            calls["cdx"] += 1
+            if calls["cdx"] == 2:
+                from tests.servers.messages import Response
+                return Response(429, b"")
+        return original_admit(endpoint_class)
+
+    archive.admit = admit
+    assert run_cli("check", "--config", str(config)).exit_code == 0  # nothing scanned yet
+    assert run_cli("run", "--config", str(config)).exit_code == 0
+    query = list(db_of(config)["cdx_queries"].rows)[0]
+    assert query["status"] == "partial" and query["resume_key"]
+    archive.clear_requests()
+    assert run_cli("run", "--config", str(config)).exit_code == 0
+    first = next(r.path for r in archive.requests if r.endpoint_class == "cdx")
+    assert re.search(r"resumeKey=[^&]+", first)
+    query = list(db_of(config)["cdx_queries"].rows)[0]
+    assert query["status"] == "complete"
+    assert db_of(config).execute("select count(*) from captures").fetchone()[0] == 40
+
+
+def test_digest_mismatch_is_recorded(tmp_path, corpus, archive):
+    image = f"{HK}/uploads/x.png"
+    archive.add(image, TS, PNG + b"real", "image/png")
+    # the replay serves other bytes than the ones the CDX index describes
+    archive.fail_next("replay", status=200, body=PNG + b"other",
+                      headers={"Content-Type": "image/png"})
+    originals = []
+    for i in range(25):  # enough to earn prefix queries
+        original = f"{HK}/uploads/page-{i}"
+        archive.add(original, TS, b"x")
+        originals.append(original)
+        write_article(corpus, f"a{i}.md", f"{WB}/{TS}/{original}", original,
+                      [f"{WB}/{TS}im_/{image}"] if i == 0 else [])
+    config = write_config(tmp_path, archive, corpus,
+                          origins={HK: f"http://127.0.0.1:{closed_port()}"})
+    assert run_cli("run", "--config", str(config)).exit_code == 0
+    row = db_of(config)["images"].get(f"{WB}/{TS}im_/{image}")
+    assert row["status"] == "saved" and row["digest_ok"] == 0
+    assert "CDX digest" in row["error"]
+
+
+def test_schedule_policy():
+    policy = ScheduleConfig(recheck_ok_days=30, recheck_failed_hours=24, dead_after_failures=3,
+                            dead_after_days=3)
+    now = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    assert not is_dead(2, "2026-11-01T00:00:00Z", policy, now)  # too few failures
+    assert not is_dead(5, "2026-11-25T00:00:00Z", policy, now)  # all on one day or two
+    assert is_dead(3, "2026-11-20T00:00:00Z", policy, now)
+    db = sqlite_utils.Database(memory=True)
+    db["urls"].insert_all([
+        {"url": "ok-fresh", "status": "ok", "checked_at": "2026-11-20T00:00:00Z",
+         "consecutive_failures": 0},
+        {"url": "ok-stale", "status": "ok", "checked_at": "2026-10-01T00:00:00Z",
+         "consecutive_failures": 0},
+        {"url": "failed-once-2d", "status": "not_found", "checked_at": "2026-11-24T00:00:00Z",
+         "consecutive_failures": 1},
+        {"url": "failed-3x-2d", "status": "not_found", "checked_at": "2026-11-24T00:00:00Z",
+         "consecutive_failures": 3},  # waits 4 days
+    ])
+    due = due_urls(db, ["ok-fresh", "ok-stale", "failed-once-2d", "failed-3x-2d", "new"],
+                   policy, now)
+    assert due == ["new", "ok-stale", "failed-once-2d"]
