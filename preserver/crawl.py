@@ -119,11 +119,11 @@ class Crawler:
             keys = [parse_wayback_url(u).original for u in snapshots] + originals
             keys += [_original(urls[0]) for urls in groups]
             await index.refresh(index.plan(keys)[0], budget)
-            if check:
-                await self._check_snapshots(archive, index, snapshots, budget)
-                await self._check_originals(client, index, originals, budget)
-            if images:
-                await self._save_images(saver, index, groups, budget)
+            await self._check_snapshots(archive, index, snapshots, budget)
+            # live pages and archived images pace on different limiters: run side by side,
+            # so a slow live host does not hold up the archive (or the other way round)
+            await asyncio.gather(self._check_originals(client, index, originals, budget),
+                                 self._save_images(saver, index, groups, budget))
             self.summary.requests = client.requests_sent
             self.summary.unreachable = {o: e.first_error for o, e in client.down_hosts.items()}
         self.summary.regressions = self.ledger.regressions

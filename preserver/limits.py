@@ -75,9 +75,11 @@ class RateLimiter:
             raise stopped
 
     def penalise(self, why: str) -> None:
-        """A 429 or refused connection: pause the whole class; stop it after too many."""
+        """A 429 or refused connection: pause the whole class, twice as long each time;
+        stop it after too many."""
         self.strikes += 1
-        self._paused_until = max(self._paused_until, time.monotonic() + self.pause_seconds)
+        pause = self.pause_seconds * 2 ** (self.strikes - 1)
+        self._paused_until = max(self._paused_until, time.monotonic() + pause)
         if self.max_strikes is not None and self.strikes >= self.max_strikes:
             self.stopped_reason = (
                 f"stopped {self.name} requests for this run after {self.strikes} signals "
