@@ -10,9 +10,7 @@ Exit codes (documented in the README; cron relies on them):
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -20,15 +18,14 @@ import click
 
 from . import __version__
 from .config import load_config
-from .crawl import Crawler
+from .crawl import run_locked
 from .errors import ConfigError, LedgerLockedError
-from .ledger import Ledger, LedgerLock, open_ledger
+from .ledger import open_ledger
 from .report import format_json, format_text, ledger_summary
 from .schedule import Budget
 from .status import RunStatus
 
 EXIT_OK, EXIT_WORSE, EXIT_USAGE, EXIT_LOCKED, EXIT_FAILED = 0, 1, 2, 3, 4
-log = logging.getLogger("preserver")
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -120,48 +117,14 @@ def _run_phases(config_path: Path, command: str, budget: Budget, *, scan: bool, 
                 images: bool) -> None:
     config = _load(config_path)
     try:
-        with LedgerLock(config.ledger_path):
-            code = _locked_run(config, command, budget, scan, check, images)
+        outcome = run_locked(config, command, budget, scan=scan, check=check, images=images)
     except LedgerLockedError as exc:
         click.echo(f"Error: {exc}; not starting.", err=True)
-        code = EXIT_LOCKED
-    sys.exit(code)
-
-
-def _locked_run(config, command: str, budget: Budget, scan: bool, check: bool,
-                images: bool) -> int:
-    ledger = Ledger(open_ledger(config.ledger_path), config.schedule)
-    ledger.start_run(command, str(config.corpus_path))
-    crawler = Crawler(config, ledger)
-    status, error = RunStatus.COMPLETED, None
-    try:
-        if scan:
-            crawler.scan()
-        if check or images:
-            _run_async(crawler.check_and_save(check=check, images=images, budget=budget))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status, error = RunStatus.INTERRUPTED, "interrupted by a signal"
-    except Exception as exc:  # recorded in the ledger, then reported; never silent
-        status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-        log.exception("run failed")
-    summary = crawler.summary.as_dict()
-    ledger.finish_run(status, summary, error)
-    _print_summary(config, summary, status, error)
-    if status != RunStatus.COMPLETED:
-        return EXIT_FAILED
-    return EXIT_WORSE if summary["regressions"] else EXIT_OK
-
-
-def _run_async(coroutine) -> None:
-    """Run the network phases; SIGTERM and SIGINT cancel them cleanly."""
-    async def main():
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        await coroutine
-
-    asyncio.run(main())
+        sys.exit(EXIT_LOCKED)
+    _print_summary(config, outcome.summary, outcome.status, outcome.error)
+    if outcome.status != RunStatus.COMPLETED:
+        sys.exit(EXIT_FAILED)
+    sys.exit(EXIT_WORSE if outcome.summary["regressions"] else EXIT_OK)
 
 
 def _print_summary(config, summary: dict, status: RunStatus, error: str | None) -> None:

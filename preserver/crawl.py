@@ -8,9 +8,11 @@ Concurrency is a pool of workers; the real pacing is done by the limiters in `cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -23,10 +25,10 @@ from .client import HttpClient
 from .config import Config
 from .errors import RequestFailed
 from .images import ImageSaver
-from .ledger import Ledger
+from .ledger import Ledger, LedgerLock, open_ledger
 from .live import check_live
 from .schedule import Budget, due_urls
-from .status import CheckResult, ParseStatus
+from .status import CheckResult, ParseStatus, RunStatus
 from .storage import clean_partial_files
 from .urls import canonical_key, parse_wayback_url
 
@@ -166,9 +168,6 @@ class Crawler:
 
     def _image_groups_to_fetch(self, saver: ImageSaver) -> list[list[str]]:
         """Groups of image URLs naming one image that is not saved yet and is due."""
-        removed = clean_partial_files(self.config.media_path)
-        if removed:
-            log.info("removed %d partial files left by an interrupted run", removed)
         rows = {r["url"]: r for r in self.ledger.db["images"].rows}
         pending = []
         for urls in same_image_groups(self._urls("image")).values():
@@ -239,6 +238,68 @@ async def _pool(items, work, record, budget: Budget | None = None,
     await asyncio.gather(*(worker() for _ in range(min(workers, len(items)) or 1)))
 
 
+@dataclass
+class RunOutcome:
+    status: RunStatus
+    summary: dict
+    error: str | None = None
+
+
+def run_locked(config: Config, command: str, budget: Budget | None = None, *, scan: bool = True,
+               check: bool = True, images: bool = True) -> RunOutcome:
+    """One run, holding the ledger's lock: recorded in `runs` from start to finish, whatever
+    happens. SIGTERM and SIGINT stop it within moments: what is done stays committed and the
+    run is marked `interrupted`. Raises LedgerLockedError (writing nothing) if another run
+    holds the ledger."""
+    with LedgerLock(config.ledger_path), _signals_interrupt():
+        ledger = Ledger(open_ledger(config.ledger_path), config.schedule)
+        ledger.start_run(command, str(config.corpus_path))
+        crawler = Crawler(config, ledger)
+        status, error = RunStatus.COMPLETED, None
+        try:
+            removed = clean_partial_files(config.media_path)
+            if removed:
+                log.info("removed %d partial files left by an interrupted run", removed)
+            if scan:
+                crawler.scan()
+            if check or images:
+                _run_async(crawler.check_and_save(check=check, images=images, budget=budget))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            status, error = RunStatus.INTERRUPTED, "interrupted by a signal"
+        except Exception as exc:  # recorded in the ledger, then reported; never silent
+            status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+            log.exception("run failed")
+        summary = crawler.summary.as_dict()
+        ledger.finish_run(status, summary, error)
+    return RunOutcome(status, summary, error)
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGTERM behaves like Ctrl-C while a run holds the ledger."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_async(coroutine) -> None:
+    """Run the network phases; SIGTERM and SIGINT cancel them at the next await (every
+    ledger write is synchronous, so none is cut in half)."""
+    async def main():
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        await coroutine
+
+    asyncio.run(main())
+
+
 def _original(url: str) -> str:
     wayback = parse_wayback_url(url)
     return wayback.original if wayback else url
@@ -261,9 +322,12 @@ def read_articles(root: Path, files: list[Path], max_bytes: int):
         return
     chunks = [files[i : i + SCAN_CHUNK] for i in range(0, len(files), SCAN_CHUNK)]
     context = multiprocessing.get_context("fork")  # no threads exist yet; cheapest start
-    with ProcessPoolExecutor(os.cpu_count() or 2, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(os.cpu_count() or 2, mp_context=context)
+    try:
         for articles in pool.map(_read_chunk, [(root, chunk, max_bytes) for chunk in chunks]):
             yield from articles
+    finally:  # interrupted: do not wait for the chunks not started
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _read_chunk(job) -> list:
