@@ -30,6 +30,28 @@ _TAG = re.compile(r"<(img|a)\b[^>]*?\b(?:src|href)\s*=\s*(?:\"([^\"]*)\"|'([^']*
 _MARKDOWN = re.compile(r"\[(?:[^\]\\\n]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _TEXT_FIELDS = ("title", "date", "author", "category")
 _YAML_HANDLER = frontmatter.YAMLHandler()
+
+
+class _UniqueKeyLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):
+    """The safe loader, refusing duplicate keys: with two `url:` lines, which one is meant?"""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+class _StrictYAMLHandler(frontmatter.YAMLHandler):
+    def load(self, fm: str, **kwargs):
+        return yaml.load(fm, Loader=_UniqueKeyLoader)  # noqa: S506 - a safe loader
+
+
+_STRICT_YAML = _StrictYAMLHandler()
 _QUOTED = r'"((?:[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]|\\["\\\\])*)"'
 # `key: "text"`, `key:` (a list follows) or `  - "text"`, and nothing else
 _FLAT_LINE = re.compile(r"(?:([A-Za-z_][A-Za-z0-9_]*):(?: " + _QUOTED + r")?|  - " + _QUOTED
@@ -115,7 +137,7 @@ def _load_front_matter(text: str) -> tuple[dict, str, str | None]:
     if flat is not None:
         return flat[0], flat[1], None
     try:
-        post = frontmatter.loads(text)
+        post = frontmatter.loads(text, handler=_STRICT_YAML)
     except yaml.YAMLError as exc:
         return {}, text, f"YAML front matter is malformed: {_yaml_message(exc)}"
     except (ValueError, TypeError) as exc:

@@ -17,6 +17,7 @@ import ipaddress
 import socket
 import ssl
 import time
+import zlib
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -34,6 +35,7 @@ from .urls import encode_once, rebase
 ARCHIVE_CLASSES = ("cdx", "replay", "availability", "save")
 _REDIRECTS = (301, 302, 303, 307, 308)
 _UNREACHABLE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL}
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 @dataclass
@@ -116,7 +118,7 @@ class HttpClient:
         self._client = httpx.AsyncClient(
             transport=_transport(SafeNetworkBackend(config.security.allow_private_addresses,
                                                     trusted)),
-            headers={"User-Agent": USER_AGENT},
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
             follow_redirects=False,
             timeout=httpx.Timeout(config.live.timeout_seconds),
         )
@@ -292,13 +294,39 @@ def _declared_too_large(response: httpx.Response, max_bytes: int) -> bool:
 
 
 async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
-    """Decoded body up to max_bytes; (b"", True) as soon as it passes the cap."""
+    """Decoded body up to max_bytes; (b"", True) as soon as it passes the cap.
+
+    gzip and deflate are decoded here, never more than the cap at a time: httpx's decoder
+    inflates a whole network chunk at once, and 64 KiB of a gzip bomb is 64 MiB."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in _WBITS:
+        return await _inflate_capped(response, _WBITS[encoding], max_bytes)
     chunks, size = [], 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > max_bytes:
             return b"", True
         chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+async def _inflate_capped(response: httpx.Response, wbits: int, max_bytes: int):
+    inflater = zlib.decompressobj(wbits)
+    chunks, size = [], 0
+    try:
+        async for raw in response.aiter_raw():
+            data = raw
+            while data and size <= max_bytes:
+                out = inflater.decompress(data, max_bytes + 1 - size)
+                size += len(out)
+                chunks.append(out)
+                data = inflater.unconsumed_tail
+            if size > max_bytes:
+                return b"", True
+    except zlib.error as exc:
+        encoding = response.headers.get("content-encoding")
+        raise RequestFailed(UrlStatus.CONNECTION_ERROR,
+                            f"corrupt {encoding} body: {exc}") from None
     return b"".join(chunks), False
 
 

@@ -20,7 +20,7 @@ CANONICAL_ARCHIVE = "https://web.archive.org"
 _SAFE = "-._~:/?#[]@!$&'()*+,;=%"
 _LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _NEEDS_ENCODING = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]|%(?![0-9A-Fa-f]{2})")
-_WAYBACK_PATH = re.compile(r"^/web/(?P<ts>\d{1,14})(?P<mod>[a-z]{2}_)?/(?P<original>.+)$", re.S)
+_WAYBACK_PATH = re.compile(r"^/web/(?P<ts>[0-9]{1,14})(?P<mod>[a-z]{2}_)?/(?P<original>.+)$", re.S)
 _SCHEME_SLASH = re.compile(r"^(https?):/+", re.I)
 _HAS_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 _ARCHIVE_PREFIX = re.compile(r"https?://(?:web|wayback)\.archive\.org(?=/web/)", re.I)

@@ -86,6 +86,9 @@ GOOD = (
          "not a Wayback snapshot URL"),
         ('---\ntitle: [unclosed\n---\n', "malformed"),
         (b"\x00\x01\x02binary", "binary"),
+        ('---\nurl: "https://web.archive.org/web/2021/https://x.com/a"\n'
+         'url: "https://web.archive.org/web/2021/https://x.com/b"\noriginal_url: "x"\n---\n',
+         "duplicate key 'url'"),
     ],
 )
 def test_damaged_files_get_a_readable_error(tmp_path, data, message):
