@@ -192,8 +192,11 @@ class HttpClient:
                 except RequestFailed as exc:
                     self._note_failure(origin, limiter, exc)
                     raise
-        if response.status_code == 429 and endpoint in ARCHIVE_CLASSES:
-            limiter.penalise("HTTP 429")
+        if endpoint in ARCHIVE_CLASSES:
+            if response.status_code == 429:
+                limiter.penalise("HTTP 429")
+            else:
+                limiter.note_success()
         return response
 
     @contextlib.asynccontextmanager

@@ -4,8 +4,9 @@ The Wayback Machine sends no Retry-After and firewall-blocks an IP for an hour (
 client keeps sending after 429s. So a limiter here is shared by the whole process for its class
 (CDX, replay, availability, save), spaces request starts evenly below the configured rate, caps
 concurrency, and when any request of the class draws a 429 or a refused connection it pauses
-the *whole class*. After `max_strikes` such signals the class is stopped for the run: every
-later request fails at once with `rate_limited` instead of risking a block.
+the *whole class*, twice as long each time, then lets one request probe before the others
+follow. After `max_strikes` such signals the class is stopped for the run: every later request
+fails at once with `rate_limited` instead of risking a block.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class RateLimiter:
         self._lock = asyncio.Lock()
         self._next_start = 0.0
         self._paused_until = 0.0
+        self._probing = False
+        self._probe = asyncio.Lock()
 
     @contextlib.asynccontextmanager
     async def slot(self, precheck=None):
@@ -50,7 +53,12 @@ class RateLimiter:
         """
         async with self._semaphore:
             await self._wait_turn(precheck)
-            yield
+            if not self._probing:
+                yield
+                return
+            async with self._probe:  # after a 429: one request at a time until one succeeds
+                await self._wait_turn(precheck)  # the probe before us may have paused us more
+                yield
 
     async def _wait_turn(self, precheck) -> None:
         """Wait until the next start is due. Turns are not reserved ahead: a waiter that
@@ -78,6 +86,7 @@ class RateLimiter:
         """A 429 or refused connection: pause the whole class, twice as long each time;
         stop it after too many."""
         self.strikes += 1
+        self._probing = True
         pause = self.pause_seconds * 2 ** (self.strikes - 1)
         self._paused_until = max(self._paused_until, time.monotonic() + pause)
         if self.max_strikes is not None and self.strikes >= self.max_strikes:
@@ -85,6 +94,11 @@ class RateLimiter:
                 f"stopped {self.name} requests for this run after {self.strikes} signals "
                 f"to slow down ({why}); continuing would risk an IP block"
             )
+
+    def note_success(self) -> None:
+        """An answer that was not a 429: back to full concurrency (the pause length and the
+        count towards stopping stay: repeated trouble in one run still stops the class)."""
+        self._probing = False
 
     @property
     def stopped(self) -> bool:

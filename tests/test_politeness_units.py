@@ -62,3 +62,31 @@ def test_a_429_pauses_the_whole_class_and_repeated_ones_stop_it():
     assert waited >= 0.29
     assert error.status == UrlStatus.RATE_LIMITED
     assert "risk an IP block" in str(error)
+
+
+def test_after_a_429_one_request_probes_before_the_others_follow():
+    async def main():
+        limiter = RateLimiter("replay", per_minute=60000, concurrency=3, pause_seconds=0.05,
+                              max_strikes=10)
+        limiter.penalise("HTTP 429")
+        in_flight, peak = 0, 0
+
+        async def request(ok: bool):
+            nonlocal in_flight, peak
+            async with limiter.slot():
+                in_flight += 1
+                peak = max(peak, in_flight)
+                await asyncio.sleep(0.02)
+                in_flight -= 1
+            if ok:
+                limiter.note_success()
+
+        await asyncio.gather(*(request(True) for _ in range(3)))
+        probing_peak = peak
+        peak = 0
+        await asyncio.gather(*(request(True) for _ in range(3)))
+        return probing_peak, peak
+
+    probing_peak, recovered_peak = asyncio.run(main())
+    assert probing_peak == 1  # one at a time while the class is on probation
+    assert recovered_peak == 3  # full concurrency once a request succeeded
