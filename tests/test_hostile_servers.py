@@ -7,6 +7,7 @@ import email.utils
 import os
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -195,3 +196,39 @@ def test_gzip_pages_are_decoded_before_they_are_read(one_page, site):
     body = gzip.compress(b"<html><head><title>404 Not Found</title></head></html>")
     site.route("/gz", body=body, headers={"Content-Encoding": "gzip"})
     assert one_page("/gz")["status"] == "soft_404"  # the title was read through the gzip
+
+
+def test_full_disk_while_saving_images(tmp_path, corpus, archive):
+    """The media folder is a 64 KiB tmpfs (in a private mount namespace): the images that do
+    not fit are `failed` with the reason, nothing half-written stays, the run ends cleanly."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare (util-linux) is needed for the full-disk test")
+    archive.add(f"{HK}/a", TS, b"<html>a</html>")
+    srcs = []
+    for i in range(4):
+        image = f"{HK}/uploads/{i}.png"
+        archive.add(image, TS, PNG + bytes([i]) * 30_000, "image/png")
+        srcs.append(f"{WB}/{TS}im_/{image}")
+    write_article(corpus, "a.md", f"{WB}/{TS}/{HK}/a", f"{HK}/a", srcs)
+    config = write_config(tmp_path, archive, corpus,
+                          origins={HK: f"http://127.0.0.1:{closed_port()}"})
+    media = tmp_path / "media"
+    media.mkdir()
+    preserver = Path(sys.executable).parent / "preserver"
+    script = (f"mount -t tmpfs -o size=64k tmpfs {media} && {preserver} run --config {config}; "
+              f"echo exit=$?; find {media} -name '*.part' | wc -l")
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
+                            text=True, timeout=120)
+    assert "exit=0" in result.stdout, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("0"), "a .part file was left behind"
+    rows = {r["url"]: r for r in ledger(config)["images"].rows}
+    statuses = sorted(r["status"] for r in rows.values())
+    assert "saved" in statuses and "failed" in statuses
+    failed = [r for r in rows.values() if r["status"] == "failed"]
+    assert all("No space left on device" in r["error"] for r in failed)
+    run = list(ledger(config)["runs"].rows)[-1]
+    assert run["status"] == "completed"
