@@ -21,7 +21,7 @@ from .config import load_config
 from .crawl import run_locked
 from .errors import ConfigError, LedgerLockedError
 from .ledger import open_ledger
-from .report import format_json, format_text, ledger_summary
+from .report import FORMATS, format_text, ledger_summary
 from .schedule import Budget
 from .status import RunStatus
 
@@ -94,15 +94,14 @@ def _seconds(minutes: float | None) -> float | None:
 
 @cli.command()
 @config_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="text",
+              show_default=True, help="text for people, markdown to paste, json/csv for scripts.")
 def report(config_path: Path, fmt: str) -> None:
     """Print a summary of the ledger."""
     config = _load(config_path)
     if not config.ledger_path.exists():
         raise click.ClickException(f"no ledger yet at {config.ledger_path}: run `preserver run`")
-    summary = ledger_summary(open_ledger(config.ledger_path))
-    click.echo(format_json(summary) if fmt == "json" else format_text(summary))
+    click.echo(FORMATS[fmt](ledger_summary(open_ledger(config.ledger_path))))
 
 
 def _load(config_path: Path):

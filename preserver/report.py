@@ -1,54 +1,171 @@
-"""Summaries of the ledger for people (text) and machines (JSON).
+"""What the ledger says, for people (text, Markdown) and machines (JSON, CSV).
 
-Field names in the JSON form are a contract: scripts read them. Add fields; never rename one.
+The JSON field names are a contract, documented in the README: scripts and dashboards read
+them. Add fields; never rename one. Only current articles count (not those whose file is gone).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import sqlite_utils
 
+from .status import GOOD
+
+WORST_ARTICLES = 10
+CHANGES_SHOWN = 20
+_CURRENT_LINKS = ("links l join articles a on a.path = l.article_path "
+                  "and a.removed_at is null and a.parse_status != 'error'")
+
 
 def ledger_summary(db: sqlite_utils.Database) -> dict:
-    """Counts by role and status, images by status, parse outcomes, and the last run."""
-    q = db.execute
-    by_role = {}
-    for role, status, n in q(
-        "select l.role, coalesce(u.status, 'unchecked'), count(distinct l.url) from links l "
-        "left join urls u on u.url = l.url where l.role in ('snapshot', 'original') "
-        "group by 1, 2 order by 1, 2"
-    ):
+    """Everything the report shows, as one dict of plain values."""
+    last_run = _last_run(db)
+    return {
+        "articles": _articles(db),
+        "urls": _urls_by_role(db),
+        "images": _images(db),
+        "dead_urls": db.execute("select count(*) from urls where dead = 1").fetchone()[0],
+        "last_run": last_run,
+        "changes": _changes(db, last_run["id"] if last_run else None),
+        "worst_articles": _worst_articles(db),
+    }
+
+
+def _articles(db) -> dict:
+    rows = db.execute("select parse_status, count(*) from articles where removed_at is null "
+                      "group by 1 order by 1").fetchall()
+    return {"total": sum(n for _, n in rows), "by_parse_status": dict(rows),
+            "url_mismatch": db.execute("select count(*) from articles where url_mismatch = 1 "
+                                       "and removed_at is null").fetchone()[0]}
+
+
+def _urls_by_role(db) -> dict:
+    by_role: dict = {}
+    for role, status, n in db.execute(
+            f"select l.role, coalesce(u.status, 'unchecked'), count(distinct l.url) from "
+            f"{_CURRENT_LINKS} left join urls u on u.url = l.url group by 1, 2 order by 1, 2"):
         by_role.setdefault(role, {})[status] = n
-    images = dict(q(
-        "select coalesce(i.status, 'unchecked'), count(distinct l.url) from links l "
+    return by_role
+
+
+def _images(db) -> dict:
+    return dict(db.execute(
+        f"select coalesce(i.status, 'unsaved'), count(distinct l.url) from {_CURRENT_LINKS} "
         "left join images i on i.url = l.url where l.role = 'image' group by 1 order by 1"
     ).fetchall())
-    parse = dict(q("select parse_status, count(*) from articles group by 1 order by 1").fetchall())
-    run = q("select id, started_at, finished_at, status, command, regressions, requests "
-            "from runs order by id desc limit 1").fetchone()
-    last_run = dict(zip(["id", "started_at", "finished_at", "status", "command",
-                         "regressions", "requests"], run, strict=True)) if run else None
-    return {"articles": sum(parse.values()), "parse": parse, "snapshots": by_role.get(
-        "snapshot", {}), "originals": by_role.get("original", {}), "images": images,
-            "last_run": last_run}
+
+
+def _last_run(db) -> dict | None:
+    rows = list(db.query("select id, command, status, started_at, finished_at, requests, checks, "
+                         "regressions, error from runs order by id desc limit 1"))
+    return rows[0] if rows else None
+
+
+def _changes(db, run_id: int | None) -> dict:
+    """URLs whose status the last run changed, worse (good to bad) and better."""
+    if run_id is None:
+        return {"run_id": None, "worse": [], "better": [], "worse_count": 0, "better_count": 0}
+    rows = list(db.query(
+        "select u.url, u.previous_status as before, u.status as after, u.error, "
+        "(select role from links where url = u.url limit 1) as role from urls u "
+        "where u.url in (select url from checks where run_id = ?) "
+        "and u.previous_status is not null and u.previous_status != u.status "
+        "order by u.url", [run_id]))
+    worse = [r for r in rows if r["before"] in GOOD and r["after"] not in GOOD]
+    better = [r for r in rows if r["before"] not in GOOD and r["after"] in GOOD]
+    return {"run_id": run_id, "worse_count": len(worse), "better_count": len(better),
+            "worse": worse[:CHANGES_SHOWN], "better": better[:CHANGES_SHOWN]}
+
+
+def _worst_articles(db) -> list[dict]:
+    """Articles ranked by what is lost: snapshot gone, images not saved, original gone."""
+    return list(db.query(
+        """select a.path, a.title, s.status as snapshot, o.status as original,
+             (select count(*) from links l left join images i on i.url = l.url
+               where l.article_path = a.path and l.role = 'image'
+                 and coalesce(i.status, '') != 'saved') as images_unsaved,
+             a.image_count as images
+           from articles a
+           left join urls s on s.url = a.url
+           left join urls o on o.url = a.original_url
+           where a.removed_at is null and a.parse_status != 'error'
+           order by (coalesce(s.status, '') not in ('ok', 'redirected')) * 100
+                    + images_unsaved * 10
+                    + (coalesce(o.status, '') not in ('ok', 'redirected')) desc, a.path
+           limit ?""", [WORST_ARTICLES]))
+
+
+# -- formats --------------------------------------------------------------------------------
+def format_json(summary: dict) -> str:
+    return json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True)
 
 
 def format_text(summary: dict) -> str:
-    lines = [f"Articles: {summary['articles']} ({_inline(summary['parse'])})"]
-    for key in ("snapshots", "originals", "images"):
-        total = sum(summary[key].values())
-        lines.append(f"{key.capitalize()}: {total} ({_inline(summary[key])})")
-    run = summary.get("last_run")
+    articles = summary["articles"]
+    lines = [f"Articles: {articles['total']} ({_inline(articles['by_parse_status'])}; "
+             f"{articles['url_mismatch']} with a snapshot of another page)"]
+    for role in ("snapshot", "original", "image", "link"):
+        counts = summary["urls"].get(role)
+        if counts:
+            lines.append(f"{role.capitalize() + 's:':12} {sum(counts.values()):>7}  "
+                         f"{_inline(counts)}")
+    lines.append(f"{'Image files:':12} {sum(summary['images'].values()):>7}  "
+                 f"{_inline(summary['images'])}")
+    if summary["dead_urls"]:
+        lines.append(f"Dead (failed repeatedly over days): {summary['dead_urls']}")
+    run, changes = summary["last_run"], summary["changes"]
     if run:
-        lines.append(f"Last run: #{run['id']} {run['command']} {run['status']}, "
-                     f"started {run['started_at']}, {run['requests'] or 0} requests, "
-                     f"{run['regressions'] or 0} regressions")
+        lines.append(f"Last run #{run['id']} ({run['command']}, {run['status']}, "
+                     f"{run['started_at']}): {run['requests'] or 0} requests, "
+                     f"{changes['worse_count']} got worse, {changes['better_count']} better")
+        lines += [f"  worse: {c['url']}  {c['before']} -> {c['after']}" for c in changes["worse"]]
+    worst = [a for a in summary["worst_articles"]
+             if a["snapshot"] not in GOOD or a["images_unsaved"]]
+    if worst:
+        lines.append("Articles losing the most:")
+        lines += [f"  {a['path']}  snapshot {a['snapshot'] or 'unchecked'}, "
+                  f"{a['images_unsaved']}/{a['images']} images not saved" for a in worst]
     return "\n".join(lines)
 
 
-def format_json(summary: dict) -> str:
-    return json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True)
+def format_markdown(summary: dict) -> str:
+    out = [f"**Articles:** {summary['articles']['total']} "
+           f"({_inline(summary['articles']['by_parse_status'])})", "",
+           "| role | status | URLs |", "|---|---|---:|"]
+    out += [f"| {role} | {status} | {n} |" for role, counts in summary["urls"].items()
+            for status, n in counts.items()]
+    out += ["", "| image status | images |", "|---|---:|"]
+    out += [f"| {status} | {n} |" for status, n in summary["images"].items()]
+    changes = summary["changes"]
+    if changes["worse"]:
+        out += ["", f"**Got worse in run #{changes['run_id']}:**", "",
+                "| URL | before | after |", "|---|---|---|"]
+        out += [f"| {c['url']} | {c['before']} | {c['after']} |" for c in changes["worse"]]
+    return "\n".join(out)
+
+
+def format_csv(summary: dict) -> str:
+    """One flat table: section, role, status, count."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["section", "role", "status", "count"])
+    for status, n in summary["articles"]["by_parse_status"].items():
+        writer.writerow(["articles", "", status, n])
+    for role, counts in summary["urls"].items():
+        for status, n in counts.items():
+            writer.writerow(["urls", role, status, n])
+    for status, n in summary["images"].items():
+        writer.writerow(["images", "image", status, n])
+    writer.writerow(["changes", "", "worse", summary["changes"]["worse_count"]])
+    writer.writerow(["changes", "", "better", summary["changes"]["better_count"]])
+    return buffer.getvalue()
+
+
+FORMATS = {"text": format_text, "json": format_json, "markdown": format_markdown,
+           "csv": format_csv}
 
 
 def _inline(counts: dict) -> str:

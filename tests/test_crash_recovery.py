@@ -445,6 +445,7 @@ MOMENTS = [
     Moment("first-images-saved", "some but not all images saved", _latency("replay", 0.1),
            _first_images_saved),
 ]
+BY_NAME = {m.name: m for m in MOMENTS}
 
 
 # -- SIGKILL ----------------------------------------------------------------------------------
@@ -485,7 +486,8 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(calm_world, runs, tmp
         leftover.parent.mkdir(parents=True, exist_ok=True)
         leftover.write_bytes(PNG[:5])
 
-    # the rerun
+    # the rerun. `kill -9 PID` (or the OOM killer) ends that one process: whatever it forked
+    # (the scan's parse workers) must not outlive it holding the ledger's lock
     survivors = session_members(proc.pid)
     code, rerun = runs.run(config)
     assert code == 0, (f"the rerun after a SIGKILL {moment.name} exited {code}; processes of "
@@ -514,10 +516,8 @@ def test_sigterm_and_ctrl_c_stop_within_5_s_and_keep_the_work(calm_world, runs, 
     config = world.config(tmp_path / "run")
     ledger = ledger_of(config.parent)
     if phase == "checks":
-        world.site.latency_by_class = {"live": 0.3}
-        ready = MOMENTS[3]
-    else:
-        ready = MOMENTS[0]
+        world.site.latency_by_class = {"live": 0.2}
+    ready = BY_NAME["live-checks" if phase == "checks" else "scan"]
     proc = runs.start(config)
     wait_for(lambda: ready.ready(world, ledger), ready.what, proc)
     checks_before = scalar(ledger, "select count(*) from checks")
@@ -560,7 +560,7 @@ def wait_for_no_members(sid: int, timeout: float = 3) -> list[str]:
 def test_a_second_run_exits_3_at_once_and_readers_read_while_a_run_writes(calm_world, runs,
                                                                            tmp_path):
     world = calm_world
-    world.site.latency_by_class = {"live": 0.3}  # the first run holds the ledger a while
+    world.site.latency_by_class = {"live": 0.15}  # the first run holds the ledger ~4 s
     config = world.config(tmp_path / "run")
     ledger = ledger_of(config.parent)
     first = runs.start(config)
@@ -576,6 +576,8 @@ def test_a_second_run_exits_3_at_once_and_readers_read_while_a_run_writes(calm_w
     assert Path(second.files[0].name).read_text() == ""
     assert first.poll() is None, "the first run must still hold the ledger for this to prove"
     assert run_statuses(ledger) == ["running"], "the second run wrote a runs row"
+    lock = ledger.with_name("preserver.db.lock").read_text()
+    assert lock == str(first.pid), f"the lock file names {lock!r}, not the first run"
 
     # a plain sqlite3 connection reads while the first run writes (WAL)
     seen = []

@@ -262,15 +262,32 @@ def test_bad_config_exits_2(tmp_path):
     assert "[ledger] path is required" in result.output
 
 
-def test_report_summarises_the_ledger(world):
+def test_report_summarises_the_ledger(world, site):
+    import csv
+    import io
+    import json
+
+    run_cli("run", "--config", str(world))
+    site.route("/article/1/%E6%96%B0%E8%81%9E-%E4%B8%80", status=404)  # gets worse
     run_cli("run", "--config", str(world))
     text = run_cli("report", "--config", str(world))
     assert text.exit_code == 0
-    assert "Articles: 12" in text.output and "Images:" in text.output
-    import json
+    assert "Articles: 12 (ok 12" in text.output
+    assert "Snapshots:" in text.output and "Image files:" in text.output
+    assert f"worse: {HK}/article/1/新聞-一  ok -> not_found" in text.output
+    assert "Articles losing the most:" in text.output
 
     data = json.loads(run_cli("report", "--config", str(world), "--format", "json").output)
-    assert data["articles"] == 12
+    assert data["articles"]["total"] == 12
     assert data["images"]["saved"] == 2
+    assert data["urls"]["snapshot"]["not_found"] == 1
     assert data["last_run"]["status"] == "completed"
+    assert data["changes"]["worse_count"] == 1
+    assert data["worst_articles"][0]["snapshot"] == "not_found"
+
+    rows = list(csv.DictReader(io.StringIO(
+        run_cli("report", "--config", str(world), "--format", "csv").output)))
+    assert {"section": "images", "role": "image", "status": "saved", "count": "2"} in rows
+    markdown = run_cli("report", "--config", str(world), "--format", "markdown").output
+    assert "| snapshot | not_found | 1 |" in markdown
 
