@@ -21,6 +21,7 @@ from .config import load_config
 from .crawl import run_locked
 from .errors import ConfigError, LedgerLockedError
 from .ledger import open_ledger
+from .progress import make_progress
 from .report import FORMATS, format_text, ledger_summary
 from .schedule import Budget
 from .status import RunStatus
@@ -36,11 +37,14 @@ config_option = click.option(
 @click.version_option(__version__, prog_name="preserver")
 @click.option("-v", "--verbose", is_flag=True, help="Log each phase in detail.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and the summary.")
-def cli(verbose: bool, quiet: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     """Check an archive of articles, save their images, keep the history in SQLite."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(message)s", stream=sys.stderr,
-                        force=True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormat())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    ctx.obj = {"quiet": quiet}
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
@@ -88,6 +92,14 @@ def images(config_path: Path, max_minutes: float | None, max_requests: int | Non
                 scan=False, check=False, images=True)
 
 
+class _LogFormat(logging.Formatter):
+    """Plain lines for progress; warnings and errors say so."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno <= logging.INFO else f"{record.levelname.lower()}: {text}"
+
+
 def _seconds(minutes: float | None) -> float | None:
     return None if minutes is None else minutes * 60
 
@@ -115,8 +127,10 @@ def _load(config_path: Path):
 def _run_phases(config_path: Path, command: str, budget: Budget, *, scan: bool, check: bool,
                 images: bool) -> None:
     config = _load(config_path)
+    quiet = (click.get_current_context().obj or {}).get("quiet", False)
     try:
-        outcome = run_locked(config, command, budget, scan=scan, check=check, images=images)
+        outcome = run_locked(config, command, budget, scan=scan, check=check, images=images,
+                             progress=make_progress(quiet))
     except LedgerLockedError as exc:
         click.echo(f"Error: {exc}; not starting.", err=True)
         sys.exit(EXIT_LOCKED)

@@ -27,6 +27,7 @@ from .errors import RequestFailed
 from .images import ImageSaver
 from .ledger import Ledger, LedgerLock, open_ledger
 from .live import check_live
+from .progress import LineProgress
 from .schedule import Budget, due_urls
 from .status import CheckResult, ParseStatus, RunStatus
 from .storage import clean_partial_files
@@ -61,10 +62,11 @@ class RunSummary:
 
 
 class Crawler:
-    def __init__(self, config: Config, ledger: Ledger):
+    def __init__(self, config: Config, ledger: Ledger, progress: LineProgress | None = None):
         self.config = config
         self.ledger = ledger
         self.summary = RunSummary()
+        self.progress = progress or LineProgress()
 
     # -- scan ---------------------------------------------------------------------------
     def scan(self) -> None:
@@ -83,13 +85,14 @@ class Crawler:
                 self.summary.articles["unchanged"] += 1
             else:
                 changed.append(file)
+        self.progress.start("scan", len(changed))
         with self.ledger.bulk_load(len(changed)):
             self._read_into_ledger(root, changed, in_ledger)
         if known:
             self.ledger.mark_removed(sorted(known))
             self.summary.articles["removed"] = len(known)
-        log.info("scan: %d articles (%s)", sum(self.summary.articles.values()),
-                 _counts(self.summary.articles))
+        self.progress.finish("scan", f"{sum(self.summary.articles.values())} articles "
+                                     f"({_counts(self.summary.articles)})")
 
     def _read_into_ledger(self, root: Path, files: list[Path], in_ledger: set[str]) -> None:
         batch: list = []
@@ -100,6 +103,7 @@ class Crawler:
                 log.warning("%s: %s", article.path, article.parse_error)
             if len(batch) >= SCAN_BATCH:
                 self.ledger.record_articles(batch, in_ledger)
+                self.progress.advance("scan", len(batch))
                 batch = []
         self.ledger.record_articles(batch, in_ledger)
 
@@ -143,13 +147,15 @@ class Crawler:
                 local.append(index.snapshot_result(url, wayback))
             else:
                 remote.append(url)
+        self.progress.start("snapshots", len(urls), self.config.archive.replay_per_minute / 60)
         for start in range(0, len(local), SCAN_BATCH):
             self.ledger.record_checks(local[start : start + SCAN_BATCH])
+            self.progress.advance("snapshots", len(local[start : start + SCAN_BATCH]))
         self.summary.snapshots.update(r.status.value for r in local)
-        await _pool(remote, archive.check_snapshot, self._recorder(self.summary.snapshots),
-                    budget)
-        log.info("snapshots: %d due, %d answered from the CDX index (%s)", len(urls),
-                 len(local), _counts(self.summary.snapshots))
+        await _pool(remote, archive.check_snapshot,
+                    self._recorder(self.summary.snapshots, "snapshots"), budget)
+        self.progress.finish("snapshots", f"{len(urls)} due, {len(local)} answered from the "
+                                          f"CDX index ({_counts(self.summary.snapshots)})")
 
     async def _check_originals(self, client: HttpClient, index: CaptureIndex, urls: list[str],
                                budget: Budget) -> None:
@@ -163,8 +169,10 @@ class Crawler:
                 result.error = "; ".join(filter(None, [result.error, f"CDX: {exc}"]))
             return result
 
-        await _pool(urls, check, self._recorder(self.summary.originals), budget)
-        log.info("originals: %d due (%s)", len(urls), _counts(self.summary.originals))
+        self.progress.start("originals", len(urls), self.config.live.per_host_per_second)
+        await _pool(urls, check, self._recorder(self.summary.originals, "originals"), budget)
+        self.progress.finish("originals",
+                             f"{len(urls)} due ({_counts(self.summary.originals)})")
 
     def _image_groups_to_fetch(self, saver: ImageSaver) -> list[list[str]]:
         """Groups of image URLs naming one image that is not saved yet and is due."""
@@ -201,14 +209,17 @@ class Crawler:
                 self.ledger.record_image({**outcome.row, "url": url,
                                           "original_url": _original(url)})
                 self.summary.images[outcome.row["status"]] += 1
+            self.progress.advance("images")
 
+        self.progress.start("images", len(groups), self.config.archive.replay_per_minute / 60)
         await _pool(groups, save, record, budget)
-        log.info("images: %d to fetch (%s)", len(groups), _counts(self.summary.images))
+        self.progress.finish("images", f"{len(groups)} to fetch ({_counts(self.summary.images)})")
 
-    def _recorder(self, counter: Counter):
+    def _recorder(self, counter: Counter, phase: str):
         def record(result: CheckResult) -> None:
             self.ledger.record_check(result)
             counter[result.status.value] += 1
+            self.progress.advance(phase)
         return record
 
     def _urls(self, role: str) -> list[str]:
@@ -246,7 +257,8 @@ class RunOutcome:
 
 
 def run_locked(config: Config, command: str, budget: Budget | None = None, *, scan: bool = True,
-               check: bool = True, images: bool = True) -> RunOutcome:
+               check: bool = True, images: bool = True,
+               progress: LineProgress | None = None) -> RunOutcome:
     """One run, holding the ledger's lock: recorded in `runs` from start to finish, whatever
     happens. SIGTERM and SIGINT stop it within moments: what is done stays committed and the
     run is marked `interrupted`. Raises LedgerLockedError (writing nothing) if another run
@@ -254,7 +266,7 @@ def run_locked(config: Config, command: str, budget: Budget | None = None, *, sc
     with LedgerLock(config.ledger_path), _signals_interrupt():
         ledger = Ledger(open_ledger(config.ledger_path), config.schedule)
         ledger.start_run(command, str(config.corpus_path))
-        crawler = Crawler(config, ledger)
+        crawler = Crawler(config, ledger, progress)
         status, error = RunStatus.COMPLETED, None
         try:
             removed = clean_partial_files(config.media_path)
@@ -269,6 +281,8 @@ def run_locked(config: Config, command: str, budget: Budget | None = None, *, sc
         except Exception as exc:  # recorded in the ledger, then reported; never silent
             status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
             log.exception("run failed")
+        finally:
+            crawler.progress.close()
         summary = crawler.summary.as_dict()
         ledger.finish_run(status, summary, error)
     return RunOutcome(status, summary, error)
