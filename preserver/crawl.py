@@ -109,9 +109,11 @@ class Crawler:
 
     # -- network phases -----------------------------------------------------------------
     async def check_and_save(self, check: bool = True, images: bool = True,
-                             budget: Budget | None = None) -> None:
+                             budget: Budget | None = None, audit: Targets | None = None) -> None:
         """Check what is due and save what is missing, asking the archive as little as it can:
-        one bulk CDX pass first, then only what the index cannot answer."""
+        one bulk CDX pass first, then only what the index cannot answer. An audit names its
+        URLs instead, checks them now whatever the schedule says, and asks the replay itself
+        about each snapshot rather than the cached index."""
         budget = budget or Budget()
         async with HttpClient(self.config) as client:
             budget.client = client
@@ -119,13 +121,19 @@ class Crawler:
             index = CaptureIndex(self.ledger.db, archive, self.config)
             saver = ImageSaver(client, archive, self.config.media_path,
                                self.config.security.max_image_bytes)
-            snapshots = self._due("snapshot") if check else []
-            originals = self._due("original") if check else []
-            groups = self._image_groups_to_fetch(saver) if images else []
+            if audit is None:
+                snapshots = self._due("snapshot") if check else []
+                originals = self._due("original") if check else []
+                groups = self._image_groups_to_fetch(saver, self._urls("image")) if images \
+                    else []
+            else:
+                snapshots, originals = audit.snapshots, audit.originals
+                groups = self._image_groups_to_fetch(saver, audit.images, due_only=False)
             keys = [parse_wayback_url(u).original for u in snapshots] + originals
             keys += [_original(urls[0]) for urls in groups]
             await index.refresh(index.plan(keys)[0], budget)
-            await self._check_snapshots(archive, index, snapshots, budget)
+            await self._check_snapshots(archive, index, snapshots, budget,
+                                        use_index=audit is None)
             # live pages and archived images pace on different limiters: run side by side,
             # so a slow live host does not hold up the archive (or the other way round)
             await asyncio.gather(self._check_originals(client, index, originals, budget),
@@ -139,11 +147,11 @@ class Crawler:
         return due_urls(self.ledger.db, self._urls(role), self.config.schedule)
 
     async def _check_snapshots(self, archive: Archive, index: CaptureIndex, urls: list[str],
-                               budget: Budget) -> None:
+                               budget: Budget, use_index: bool = True) -> None:
         remote, local = [], []
         for url in urls:
             wayback = parse_wayback_url(url)
-            if index.covers(wayback.original):
+            if use_index and index.covers(wayback.original):
                 local.append(index.snapshot_result(url, wayback))
             else:
                 remote.append(url)
@@ -174,11 +182,12 @@ class Crawler:
         self.progress.finish("originals",
                              f"{len(urls)} due ({_counts(self.summary.originals)})")
 
-    def _image_groups_to_fetch(self, saver: ImageSaver) -> list[list[str]]:
-        """Groups of image URLs naming one image that is not saved yet and is due."""
+    def _image_groups_to_fetch(self, saver: ImageSaver, image_urls: list[str],
+                               due_only: bool = True) -> list[list[str]]:
+        """Groups of image URLs naming one image that is not saved yet (and is due)."""
         rows = {r["url"]: r for r in self.ledger.db["images"].rows}
         pending = []
-        for urls in same_image_groups(self._urls("image")).values():
+        for urls in same_image_groups(image_urls).values():
             saved = next((rows[u] for u in urls if saver.already_saved(rows.get(u))), None)
             if saved is None:
                 pending.append(urls)
@@ -187,6 +196,8 @@ class Crawler:
             for url in urls:
                 if not saver.already_saved(rows.get(url)):  # another spelling of a saved image
                     self.ledger.record_image({**saved, "url": url})
+        if not due_only:
+            return pending
         due = set(due_urls(self.ledger.db, [urls[0] for urls in pending], self.config.schedule))
         return [urls for urls in pending if urls[0] in due]
 
@@ -250,15 +261,26 @@ async def _pool(items, work, record, budget: Budget | None = None,
 
 
 @dataclass
+class Targets:
+    """What an audit checks: URLs named on the command line or found in named articles."""
+
+    snapshots: list[str] = field(default_factory=list)
+    originals: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    articles: list[str] = field(default_factory=list)  # ledger paths of the named articles
+
+
+@dataclass
 class RunOutcome:
     status: RunStatus
     summary: dict
     error: str | None = None
+    verdicts: list[dict] = field(default_factory=list)  # audits: one row per thing checked
 
 
 def run_locked(config: Config, command: str, budget: Budget | None = None, *, scan: bool = True,
-               check: bool = True, images: bool = True,
-               progress: LineProgress | None = None) -> RunOutcome:
+               check: bool = True, images: bool = True, progress: LineProgress | None = None,
+               audit=None) -> RunOutcome:
     """One run, holding the ledger's lock: recorded in `runs` from start to finish, whatever
     happens. SIGTERM and SIGINT stop it within moments: what is done stays committed and the
     run is marked `interrupted`. Raises LedgerLockedError (writing nothing) if another run
@@ -267,11 +289,15 @@ def run_locked(config: Config, command: str, budget: Budget | None = None, *, sc
         ledger = Ledger(open_ledger(config.ledger_path), config.schedule)
         ledger.start_run(command, str(config.corpus_path))
         crawler = Crawler(config, ledger, progress)
-        status, error = RunStatus.COMPLETED, None
+        status, error, verdicts = RunStatus.COMPLETED, None, []
         try:
             removed = clean_partial_files(config.media_path)
             if removed:
                 log.info("removed %d partial files left by an interrupted run", removed)
+            if audit is not None:  # an AuditPlan (preserver.audit)
+                targets = audit.read_targets(config, ledger)
+                _run_async(crawler.check_and_save(budget=budget, audit=targets))
+                verdicts = audit.verdicts(ledger, targets)
             if scan:
                 crawler.scan()
             if check or images:
@@ -285,7 +311,7 @@ def run_locked(config: Config, command: str, budget: Budget | None = None, *, sc
             crawler.progress.close()
         summary = crawler.summary.as_dict()
         ledger.finish_run(status, summary, error)
-    return RunOutcome(status, summary, error)
+    return RunOutcome(status, summary, error, verdicts)
 
 
 @contextlib.contextmanager
@@ -336,12 +362,23 @@ def read_articles(root: Path, files: list[Path], max_bytes: int):
         return
     chunks = [files[i : i + SCAN_CHUNK] for i in range(0, len(files), SCAN_CHUNK)]
     context = multiprocessing.get_context("fork")  # no threads exist yet; cheapest start
-    pool = ProcessPoolExecutor(os.cpu_count() or 2, mp_context=context)
+    pool = ProcessPoolExecutor(os.cpu_count() or 2, mp_context=context,
+                               initializer=_die_with_parent)
     try:
         for articles in pool.map(_read_chunk, [(root, chunk, max_bytes) for chunk in chunks]):
             yield from articles
     finally:  # interrupted: do not wait for the chunks not started
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _die_with_parent() -> None:
+    """A parse worker must not outlive a killed run (Linux: PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # elsewhere the worker ends when its task queue closes
 
 
 def _read_chunk(job) -> list:

@@ -28,10 +28,12 @@ async def check_live(client: HttpClient, url: str) -> CheckResult:
     try:
         response = await client.get(url, "live", max_bytes=SNIFF_BYTES)
     except RequestFailed as exc:
-        return CheckResult.failed(url, exc)
+        result = CheckResult.failed(url, exc)
+        result.method = "live"
+        return result
     status = _status_of(url, response)
     result = CheckResult(url, status, response.status_code, attempts=response.attempts,
-                         elapsed_ms=response.elapsed_ms)
+                         elapsed_ms=response.elapsed_ms, method="live")
     if response.redirects:
         result.final_url = response.redirects[-1]
     if status == UrlStatus.SOFT_404:

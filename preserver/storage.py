@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import UnsafePathError
 
+PART_PREFIX = ".preserver-tmp-"  # media_relpath never makes a name that starts with a dot
 PART_SUFFIX = ".part"
 MAX_SEGMENT_BYTES = 200
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
@@ -83,7 +84,7 @@ def safe_target(media_root: Path, relpath: str) -> Path:
 def write_atomically(target: Path, data: bytes) -> None:
     """Write data to target via a fsynced temporary file and a rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=PART_SUFFIX)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=PART_PREFIX, suffix=PART_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -100,7 +101,7 @@ def clean_partial_files(media_root: Path) -> int:
     if not media_root.is_dir():
         return 0
     removed = 0
-    for temp in media_root.rglob("*" + PART_SUFFIX):
+    for temp in media_root.rglob(PART_PREFIX + "*" + PART_SUFFIX):
         if temp.is_file() and not temp.is_symlink():
             temp.unlink()
             removed += 1

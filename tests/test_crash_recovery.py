@@ -482,7 +482,7 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(calm_world, runs, tmp
         # preserver holds a download in memory and writes it in one go (mkstemp .part, fsync,
         # rename), so a kill mid-body leaves no .part: plant the leftover that a kill inside
         # that write leaves, to see the next start remove it.
-        leftover = media / Path(slow[0]).parent / ".tmpk1ll3d.part"
+        leftover = media / Path(slow[0]).parent / ".preserver-tmp-k1ll3d.part"
         leftover.parent.mkdir(parents=True, exist_ok=True)
         leftover.write_bytes(PNG[:5])
 

@@ -59,6 +59,7 @@ def test_atomic_write_and_cleanup(tmp_path):
     target = tmp_path / "a" / "b.png"
     write_atomically(target, b"data")
     assert target.read_bytes() == b"data"
-    (tmp_path / "a" / ".left.part").write_bytes(b"half")
+    (tmp_path / "a" / ".preserver-tmp-x1y2.part").write_bytes(b"half")
+    write_atomically(tmp_path / "a" / "scan.part", b"a real image named .part")
     assert clean_partial_files(tmp_path) == 1
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b.png"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b.png", "scan.part"]
