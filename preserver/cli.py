@@ -17,12 +17,13 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .audit import AuditUsageError, plan_audit
 from .config import load_config
 from .crawl import run_locked
 from .errors import ConfigError, LedgerLockedError
 from .ledger import open_ledger
 from .progress import make_progress
-from .report import FORMATS, format_text, ledger_summary
+from .report import FORMATS, format_text, format_verdicts, ledger_summary
 from .schedule import Budget
 from .status import RunStatus
 
@@ -122,6 +123,31 @@ def _load(config_path: Path):
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+
+
+@cli.command()
+@config_option
+@click.argument("items", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def audit(config_path: Path, items: tuple[str, ...], fmt: str) -> None:
+    """Check ITEMS now (article files, folders of the corpus, or single URLs), whatever the
+    schedule says; print how each stands; exit 0 if all are good, 1 if any is not."""
+    config = _load(config_path)
+    try:
+        plan = plan_audit(config, list(items))
+        outcome = run_locked(config, "audit", Budget(), scan=False, check=False, images=False,
+                             progress=make_progress(quiet=True), audit=plan)
+    except AuditUsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    except LedgerLockedError as exc:
+        click.echo(f"Error: {exc}; not starting.", err=True)
+        sys.exit(EXIT_LOCKED)
+    click.echo(format_verdicts(outcome.verdicts, fmt))
+    if outcome.status != RunStatus.COMPLETED:
+        click.echo(f"Audit {outcome.status.value}: {outcome.error}", err=True)
+        sys.exit(EXIT_FAILED)
+    sys.exit(EXIT_OK if all(v["good"] for v in outcome.verdicts) else EXIT_WORSE)
 
 
 def _run_phases(config_path: Path, command: str, budget: Budget, *, scan: bool, check: bool,

@@ -75,16 +75,158 @@ INDEXES = [
 ]
 UNIQUE_INDEXES = [("captures", ["urlkey", "timestamp", "statuscode", "digest"])]
 VIEWS = {
+    # What every status means, to join on and to read (preserver/status.py is the contract).
+    "status_meanings": """
+        select column1 as kind, column2 as status, column3 as good, column4 as meaning
+        from (values
+          ('url', 'ok', 1, 'resolves: the archive holds a capture at exactly this timestamp, '
+             || 'or the page answers 200'),
+          ('url', 'redirected', 1, 'resolves elsewhere: the archive answered with another '
+             || 'capture (capture_timestamp) or the site redirected (final_url)'),
+          ('url', 'not_found', 0, 'gone: HTTP 404 or 410, or nothing archived'),
+          ('url', 'soft_404', 0, 'answers 200, but with a "not found" page or a bounce to the '
+             || 'home page'),
+          ('url', 'client_error', 0, 'refused with another 4xx (403 forbidden, 401, ...)'),
+          ('url', 'server_error', 0, 'the server answered 5xx after every retry'),
+          ('url', 'rate_limited', 0, 'not checked: rate-limited (429) or stopped to avoid an IP '
+             || 'block; the next run tries again'),
+          ('url', 'timeout', 0, 'no answer in time'),
+          ('url', 'dns_error', 0, 'the host name does not resolve (or there was no network)'),
+          ('url', 'connection_error', 0, 'connection refused, reset or cut short'),
+          ('url', 'tls_error', 0, 'TLS certificate or handshake failure'),
+          ('url', 'too_many_redirects', 0, 'a redirect loop, or more than [live] max_redirects'),
+          ('url', 'blocked', 0, 'never requested: not http(s), or a private address'),
+          ('url', 'invalid', 0, 'not a URL that can be requested'),
+          ('image', 'saved', 1, 'saved under the media folder, checked to be an image, hashed'),
+          ('image', 'missing', 0, 'the archive never captured this image'),
+          ('image', 'invalid', 0, 'the archive served something that is not an image (an '
+             || 'error page)'),
+          ('image', 'too_large', 0, 'larger than [security] max_image_bytes: not saved'),
+          ('image', 'failed', 0, 'could not be fetched or written this time; the next run '
+             || 'tries again')
+        )""",
+    # One row per article: snapshot, original and images rolled into one verdict; severity
+    # sorts the worst first.
     "article_health": """
-        select a.path, a.title, a.date, a.category, a.parse_status,
-          s.status as snapshot_status, o.status as original_status, o.captures,
-          (select count(*) from links l join images i on i.url = l.url
-             where l.article_path = a.path and l.role = 'image' and i.status = 'saved')
-             as images_saved,
-          a.image_count
+        select path, title,
+          case severity when 1 then 'snapshot broken' when 2 then 'images missing'
+            when 3 then 'unreadable' when 4 then 'archive unreachable'
+            when 5 then 'not checked yet' when 6 then 'original gone' when 7 then 'ok'
+            else 'file removed' end as verdict,
+          problems, snapshot_status, original_status, images_saved, image_count, date, year,
+          category, captures, capture_year, parse_status, url, original_url, severity
+        from (
+          select h.*,
+            case
+              when removed_at is not null then 8
+              when parse_status = 'error' then 3
+              when snapshot_status in ('ok', 'redirected') then
+                case when images_saved < image_count then 2
+                     when original_status in ('ok', 'redirected') then 7
+                     else 6 end
+              when snapshot_status is null then 5
+              when snapshot_status in ('rate_limited', 'timeout', 'dns_error',
+                'connection_error', 'tls_error', 'server_error') then 4
+              else 1
+            end as severity,
+            nullif(trim(
+              case when parse_status = 'error' then coalesce(parse_error, 'unreadable') || '; '
+                   else '' end
+              || case when snapshot_status not in ('ok', 'redirected')
+                      then 'snapshot ' || snapshot_status || '; ' else '' end
+              || case when images_saved < image_count then (image_count - images_saved)
+                      || ' of ' || image_count || ' images not saved; ' else '' end
+              || case when original_status not in ('ok', 'redirected')
+                      then 'original ' || original_status || '; ' else '' end
+              || case when removed_at is not null then 'file removed ' || removed_at
+                      else '' end, '; '), '') as problems
+          from (
+            select a.path, a.title, a.date, substr(a.date, 1, 4) as year, a.category,
+              a.parse_status, a.parse_error, a.removed_at, s.status as snapshot_status,
+              o.status as original_status, o.captures,
+              (select count(distinct l.url) from links l join images i on i.url = l.url
+                 where l.article_path = a.path and l.role = 'image' and i.status = 'saved')
+                 as images_saved,
+              coalesce(a.image_count, 0) as image_count,
+              substr(a.snapshot_timestamp, 1, 4) as capture_year, a.url, a.original_url
+            from articles a
+            left join urls s on s.url = a.url
+            left join urls o on o.url = a.original_url
+          ) h
+        )""",
+    # Snapshots that do not resolve (now), with what is known to find another capture.
+    "broken_snapshots": """
+        select a.title, a.path, s.status, m.meaning, s.http_status, s.error, s.checked_at,
+          s.first_failed_at, s.last_ok_at, s.consecutive_failures, s.dead,
+          o.captures as original_captures, o.last_capture as original_last_capture,
+          a.date, a.category, a.snapshot_timestamp, a.url, a.original_url
+        from articles a
+        join urls s on s.url = a.url
+        left join urls o on o.url = a.original_url
+        left join status_meanings m on m.kind = 'url' and m.status = s.status
+        where s.status not in ('ok', 'redirected') and a.removed_at is null""",
+    # Every image of a current article that is not saved, and why.
+    "missing_images": """
+        select a.title, l.article_path, coalesce(i.status, u.status, 'not fetched yet')
+            as status,
+          coalesce(i.error, u.error, m.meaning, 'not fetched yet') as reason,
+          i.capture_timestamp, coalesce(i.checked_at, u.checked_at) as checked_at, l.url,
+          i.original_url, a.date, a.category
+        from links l
+        join articles a on a.path = l.article_path and a.removed_at is null
+        left join images i on i.url = l.url
+        left join urls u on u.url = l.url
+        left join status_meanings m on m.kind = 'image' and m.status = i.status
+        where l.role = 'image' and i.status is not 'saved'""",
+    # URLs whose latest check failed while their check in an earlier run was ok/redirected.
+    # Failures that say nothing about the URL are left out: rate limits anywhere, and the
+    # archive being unreachable for a snapshot or an image.
+    "newly_broken": """
+        select url, role, status, error, broken_at, was, was_ok_at, run_id, previous_run_id,
+          (select count(distinct article_path) from links where url = n.url) as articles,
+          (select min(article_path) from links where url = n.url) as article_path,
+          (select a.title from articles a where a.path =
+             (select min(article_path) from links where url = n.url)) as title
+        from (
+          select u.url, (select role from links where url = u.url limit 1) as role,
+            cur.status, cur.error, cur.checked_at as broken_at, cur.run_id,
+            prev.status as was, prev.checked_at as was_ok_at, prev.run_id as previous_run_id
+          from urls u
+          join checks cur on cur.id = (select max(id) from checks where url = u.url)
+          join checks prev on prev.id = (select max(c.id) from checks c
+                                         where c.url = u.url and c.run_id < cur.run_id)
+          where u.status not in ('ok', 'redirected', 'rate_limited')
+            and cur.status not in ('ok', 'redirected', 'rate_limited')
+            and prev.status in ('ok', 'redirected')
+        ) n
+        where not (role in ('snapshot', 'image') and status in ('timeout', 'dns_error',
+                   'connection_error', 'tls_error', 'server_error'))""",
+    # How the corpus is doing, by publication year and category.
+    "health_by_year": """
+        select year, category, count(*) as articles,
+          sum(verdict in ('ok', 'original gone')) as preserved,
+          round(100.0 * sum(verdict in ('ok', 'original gone')) / count(*), 1)
+            as preserved_percent,
+          sum(verdict = 'snapshot broken') as snapshot_broken,
+          sum(verdict = 'images missing') as images_missing,
+          sum(verdict in ('not checked yet', 'archive unreachable')) as not_checked,
+          sum(verdict = 'unreadable') as unreadable,
+          sum(verdict = 'original gone') as original_gone
+        from article_health
+        where verdict != 'file removed'
+        group by year, category""",
+    # Snapshot status by the year of the capture the article cites (the chart page draws it).
+    "snapshots_by_capture_year": """
+        select substr(a.snapshot_timestamp, 1, 4) as capture_year, count(*) as snapshots,
+          sum(s.status = 'ok') as ok, sum(s.status = 'redirected') as redirected,
+          sum(s.status in ('not_found', 'soft_404', 'client_error', 'too_many_redirects',
+              'blocked', 'invalid')) as broken,
+          sum(s.status is null or s.status in ('rate_limited', 'timeout', 'dns_error',
+              'connection_error', 'tls_error', 'server_error')) as not_checked
         from articles a
         left join urls s on s.url = a.url
-        left join urls o on o.url = a.original_url""",
+        where a.removed_at is null and a.snapshot_timestamp is not null
+        group by 1""",
 }
 BULK_LOAD_ARTICLES = 5000  # a scan of this many changed files drops and rebuilds an index
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from urllib.parse import unquote
 
 import sqlite_utils
 
@@ -162,6 +163,23 @@ def format_csv(summary: dict) -> str:
     writer.writerow(["changes", "", "worse", summary["changes"]["worse_count"]])
     writer.writerow(["changes", "", "better", summary["changes"]["better_count"]])
     return buffer.getvalue()
+
+
+def format_verdicts(rows: list[dict], fmt: str = "table") -> str:
+    """An audit's answer: one line per article or URL, or JSON."""
+    if fmt == "json":
+        return json.dumps(rows, ensure_ascii=False, indent=2)
+    width = max((len(r["status"]) for r in rows), default=6)
+    lines = []
+    for row in rows:
+        mark = "ok " if row["good"] else "BAD"
+        extra = row.get("capture") or row.get("file") or ""
+        detail = f"  ({row['detail']})" if row["detail"] and not row["good"] else ""
+        lines.append(f"{mark} {row['kind']:<8} {row['status']:<{width}} {unquote(row['what'])}"
+                     f"{'  ' + extra if extra else ''}{detail}")
+    good = sum(r["good"] for r in rows)
+    lines.append(f"{good} of {len(rows)} good")
+    return "\n".join(lines)
 
 
 FORMATS = {"text": format_text, "json": format_json, "markdown": format_markdown,
