@@ -10,13 +10,14 @@ when captured).
 
 from __future__ import annotations
 
+import email.utils
 import json
 from urllib.parse import urlencode, urlsplit
 
 from .client import HttpClient
 from .errors import RequestFailed
 from .status import CheckResult, UrlStatus, status_for_http
-from .urls import parse_wayback_url
+from .urls import WaybackURL, parse_wayback_url
 
 CDX_PATH = "/cdx/search/cdx"
 MAX_CDX_PAGES = 1000
@@ -24,13 +25,40 @@ CDX_FIELDS = "urlkey,timestamp,original,mimetype,statuscode,digest,length"
 
 
 class Archive:
-    def __init__(self, client: HttpClient, base_url: str):
+    """One Wayback-compatible archive: the Wayback Machine (`/web/...`, `/cdx/search/cdx`) or
+    a pywb collection (`base_url` ends with the collection: `/<coll>/...`, `/<coll>/cdx`)."""
+
+    def __init__(self, client: HttpClient, base_url: str, kind: str = "wayback"):
         self.client = client
+        self.kind = kind
         self.base_url = base_url.rstrip("/")
+        self.replay_prefix = self.base_url + ("/web" if kind == "wayback" else "")
+        self.cdx_url = self.base_url + (CDX_PATH if kind == "wayback" else "/cdx")
+        self._prefix_path = urlsplit(self.replay_prefix).path
 
     def replay_url(self, snapshot_url: str, modifier: str = "id_") -> str:
         wayback = parse_wayback_url(snapshot_url)
-        return self.base_url + wayback.replay_path(modifier)
+        return self.capture_url(wayback.timestamp, wayback.original, modifier)
+
+    def capture_url(self, timestamp: str, original: str, modifier: str = "id_") -> str:
+        return f"{self.replay_prefix}/{timestamp}{modifier}/{original}"
+
+    def parse_replay(self, url: str) -> WaybackURL | None:
+        """A replay URL of this archive (absolute, or a path) as a WaybackURL; None if not."""
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        if not path.startswith(self._prefix_path + "/"):
+            return None
+        return parse_wayback_url("/web" + path[len(self._prefix_path):])
+
+    def served_capture(self, response, asked: WaybackURL) -> WaybackURL:
+        """Which capture a 200 really is: pywb serves the nearest capture in place (with
+        Content-Location and Memento-Datetime) where the Wayback Machine redirects."""
+        served = self.parse_replay(response.headers.get("content-location", "")) or \
+            self.parse_replay(response.url)
+        when = _memento_timestamp(response.headers.get("memento-datetime"))
+        timestamp = (served.timestamp if served else None) or when or asked.timestamp
+        return WaybackURL(timestamp, "", asked.original)
 
     async def check_snapshot(self, snapshot_url: str) -> CheckResult:
         """ok (exact capture), redirected (nearest or archived redirect), not_found, ..."""
@@ -39,13 +67,17 @@ class Archive:
             response = await self.client.get(self.replay_url(snapshot_url), "replay",
                                              follow_redirects=False, read_body=False)
         except RequestFailed as exc:
-            return CheckResult.failed(snapshot_url, exc)
+            return CheckResult.failed(snapshot_url, exc, archive=True)
         result = CheckResult(snapshot_url, status_for_http(response.status_code),
                              response.status_code, attempts=response.attempts,
                              elapsed_ms=response.elapsed_ms)
         if result.status == UrlStatus.OK:
-            result.capture_timestamp = wayback.timestamp
-            result.final_url = wayback.canonical("")
+            served = self.served_capture(response, wayback)
+            result.capture_timestamp = served.timestamp
+            result.final_url = served.canonical("")
+            if served.timestamp != wayback.timestamp:
+                result.status = UrlStatus.REDIRECTED
+                result.error = f"no capture at {wayback.timestamp}; nearest is {served.timestamp}"
         elif result.status == UrlStatus.REDIRECTED:
             self._read_redirect(result, response, wayback)
         else:
@@ -54,7 +86,7 @@ class Archive:
 
     def _read_redirect(self, result: CheckResult, response, wayback) -> None:
         location = response.headers.get("location", "")
-        target = parse_wayback_url(urlsplit(location)._replace(scheme="", netloc="").geturl())
+        target = self.parse_replay(location)
         if "memento-datetime" in response.headers:
             result.capture_timestamp = wayback.timestamp
             result.error = f"archived redirect: the site redirected to {location} when captured"
@@ -75,14 +107,15 @@ class Archive:
         Raises RequestFailed when a page cannot be read; the caller keeps the last resume key
         so the query can go on from there (in this run or the next)."""
         for _ in range(MAX_CDX_PAGES):
-            params = {"url": url, "matchType": match_type, "output": "json", "fl": CDX_FIELDS,
-                      "limit": str(page_size), "showResumeKey": "true"}
+            params = {"url": url, "matchType": match_type, "output": "json"}
+            if self.kind == "wayback":  # pywb has no resume keys: one answer holds it all
+                params.update(fl=CDX_FIELDS, limit=str(page_size), showResumeKey="true")
             if resume_key:
                 params["resumeKey"] = resume_key
             if from_ts:
                 params["from"] = from_ts
-            response = await self.client.get(f"{self.base_url}{CDX_PATH}?{urlencode(params)}",
-                                             "cdx", max_bytes=200_000_000)
+            response = await self.client.get(f"{self.cdx_url}?{urlencode(params)}", "cdx",
+                                             max_bytes=200_000_000)
             if response.status_code != 200:
                 raise RequestFailed(status_for_http(response.status_code),
                                     f"CDX answered HTTP {response.status_code}",
@@ -95,8 +128,14 @@ class Archive:
 
 
 def parse_cdx_json(body: bytes) -> tuple[list[dict], str | None]:
-    """(rows as {field: value}, resume key or None) from a CDX `output=json` answer: the first
-    row names the fields; `[]` then `[key]` at the end carry the resume key."""
+    """(rows as {field: value}, resume key or None) from a CDX `output=json` answer.
+
+    The Wayback Machine's: an array of arrays, the first row naming the fields; `[]` then
+    `[key]` at the end carry the resume key. pywb's: one JSON object per line, with `url`,
+    `mime` and `status` for `original`, `mimetype` and `statuscode`."""
+    stripped = (body or b"").lstrip()
+    if stripped.startswith(b"{"):
+        return _parse_cdx_lines(stripped), None
     try:
         rows = json.loads(body or b"[]")
     except ValueError as exc:
@@ -111,3 +150,29 @@ def parse_cdx_json(body: bytes) -> tuple[list[dict], str | None]:
         return [], resume_key
     header = rows[0]
     return [dict(zip(header, r, strict=False)) for r in rows[1:] if r], resume_key
+
+
+_PYWB_FIELDS = {"url": "original", "mime": "mimetype", "status": "statuscode"}
+
+
+def _parse_cdx_lines(body: bytes) -> list[dict]:
+    rows = []
+    for line in body.splitlines():
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise RequestFailed(UrlStatus.SERVER_ERROR,
+                                    f"CDX line is not JSON: {exc}") from None
+            rows.append({_PYWB_FIELDS.get(k, k): v for k, v in record.items()})
+    return rows
+
+
+def _memento_timestamp(value: str | None) -> str | None:
+    """`Memento-Datetime: Mon, 12 Jul 2021 02:23:51 GMT` as 20210712022351."""
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).strftime("%Y%m%d%H%M%S")
+    except (TypeError, ValueError):
+        return None

@@ -178,3 +178,21 @@ def _print_summary(config, summary: dict, status: RunStatus, error: str | None) 
                    "first next time.")
     if error:
         click.echo(f"Run {status.value}: {error}", err=True)
+
+
+@cli.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 shows the ledger to the whole network).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True,
+              help="Port to listen on.")
+def serve(config_path: Path, host: str, port: int) -> None:
+    """Browse the ledger in Datasette, read-only: views, queries, charts, saved images."""
+    from .serve import ServeError, require_datasette, serve_ledger
+
+    try:
+        require_datasette()  # first: without it nothing else matters
+        serve_ledger(_load(config_path), host, port)
+    except ServeError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)

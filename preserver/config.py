@@ -22,6 +22,7 @@ AVAILABILITY_DEFAULT = "https://archive.org/wayback/available"
 
 @dataclass(frozen=True)
 class ArchiveConfig:
+    kind: str = "wayback"  # or "pywb": then base_url ends with the collection
     base_url: str = ARCHIVE_DEFAULT
     availability_url: str = AVAILABILITY_DEFAULT
     cdx_per_minute: float = 24.0  # archive.org allows 30 per IP (CDX and TimeMap share it)
@@ -150,6 +151,9 @@ def _validate(config: Config, source: Path) -> None:
             for name in ("base_url", "availability_url")}
     urls.update({f"[live] origins key {k!r}": k for k in config.live.origins})
     urls.update({f"[live] origins value for {k!r}": v for k, v in config.live.origins.items()})
+    if config.archive.kind not in ("wayback", "pywb"):
+        raise ConfigError(f"{source}: [archive] kind must be \"wayback\" or \"pywb\", "
+                          f"got {config.archive.kind!r}")
     for name, url in urls.items():
         parts = urlsplit(url) if isinstance(url, str) else None
         if not parts or parts.scheme not in ("http", "https") or not parts.netloc:

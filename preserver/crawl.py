@@ -117,7 +117,7 @@ class Crawler:
         budget = budget or Budget()
         async with HttpClient(self.config) as client:
             budget.client = client
-            archive = Archive(client, self.config.archive.base_url)
+            archive = Archive(client, self.config.archive.base_url, self.config.archive.kind)
             index = CaptureIndex(self.ledger.db, archive, self.config)
             saver = ImageSaver(client, archive, self.config.media_path,
                                self.config.security.max_image_bytes)
@@ -363,16 +363,21 @@ def read_articles(root: Path, files: list[Path], max_bytes: int):
     chunks = [files[i : i + SCAN_CHUNK] for i in range(0, len(files), SCAN_CHUNK)]
     context = multiprocessing.get_context("fork")  # no threads exist yet; cheapest start
     pool = ProcessPoolExecutor(os.cpu_count() or 2, mp_context=context,
-                               initializer=_die_with_parent)
+                               initializer=_worker_setup)
+    finished = False
     try:
         for articles in pool.map(_read_chunk, [(root, chunk, max_bytes) for chunk in chunks]):
             yield from articles
-    finally:  # interrupted: do not wait for the chunks not started
-        pool.shutdown(wait=True, cancel_futures=True)
+        finished = True
+    finally:  # interrupted: drop the chunks not started, do not wait for the others
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
-def _die_with_parent() -> None:
-    """A parse worker must not outlive a killed run (Linux: PR_SET_PDEATHSIG)."""
+def _worker_setup() -> None:
+    """Ctrl-C is the parent's to handle (a worker dying of it breaks the pool mid-shutdown),
+    and a parse worker must not outlive a killed run (Linux: PR_SET_PDEATHSIG)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         import ctypes
 

@@ -13,7 +13,6 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from .archive import Archive
 from .client import HttpClient
@@ -86,7 +85,7 @@ class ImageSaver:
         wayback = parse_wayback_url(url)
         row = self._blank(url)
         if capture is not None:
-            fetch_url = f"{self.archive.base_url}/web/{capture.timestamp}id_/{capture.original}"
+            fetch_url = self.archive.capture_url(capture.timestamp, capture.original)
         else:
             fetch_url = self.archive.replay_url(url, "id_") if wayback else url
         endpoint = "replay" if wayback else "live"
@@ -102,7 +101,7 @@ class ImageSaver:
         if response.redirects:
             check.status = UrlStatus.REDIRECTED if check.status == UrlStatus.OK else check.status
             check.final_url = response.redirects[-1]
-        final = parse_wayback_url(_path_of(response.url)) if wayback else None
+        final = self.archive.served_capture(response, wayback) if wayback else None
         row.update(source_url=response.url,
                    capture_timestamp=final.timestamp if final else None)
         if wayback and final and final.timestamp != wayback.timestamp and not response.redirects:
@@ -169,8 +168,3 @@ def _failure_status(status: UrlStatus) -> ImageStatus:
     if status == UrlStatus.NOT_FOUND:
         return ImageStatus.MISSING
     return ImageStatus.FAILED
-
-
-def _path_of(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")

@@ -113,8 +113,8 @@ VIEWS = {
             when 3 then 'unreadable' when 4 then 'archive unreachable'
             when 5 then 'not checked yet' when 6 then 'original gone' when 7 then 'ok'
             else 'file removed' end as verdict,
-          problems, snapshot_status, original_status, images_saved, image_count, date, year,
-          category, captures, capture_year, parse_status, url, original_url, severity
+          problems, snapshot_status, original_status, images_saved, image_count, url,
+          original_url, date, category, year, capture_year, captures, parse_status, severity
         from (
           select h.*,
             case
@@ -182,11 +182,12 @@ VIEWS = {
     # Failures that say nothing about the URL are left out: rate limits anywhere, and the
     # archive being unreachable for a snapshot or an image.
     "newly_broken": """
-        select url, role, status, error, broken_at, was, was_ok_at, run_id, previous_run_id,
-          (select count(distinct article_path) from links where url = n.url) as articles,
-          (select min(article_path) from links where url = n.url) as article_path,
+        select url, role, was, status, error,
           (select a.title from articles a where a.path =
-             (select min(article_path) from links where url = n.url)) as title
+             (select min(article_path) from links where url = n.url)) as title,
+          (select min(article_path) from links where url = n.url) as article_path,
+          (select count(distinct article_path) from links where url = n.url) as articles,
+          broken_at, was_ok_at, run_id, previous_run_id
         from (
           select u.url, (select role from links where url = u.url limit 1) as role,
             cur.status, cur.error, cur.checked_at as broken_at, cur.run_id,
@@ -202,7 +203,11 @@ VIEWS = {
         where not (role in ('snapshot', 'image') and status in ('timeout', 'dns_error',
                    'connection_error', 'tls_error', 'server_error'))""",
     # How the corpus is doing, by publication year and category.
+    # (materialized: each verdict is worked out once, not once per sum)
     "health_by_year": """
+        with h as materialized (
+          select year, category, verdict from article_health where verdict != 'file removed'
+        )
         select year, category, count(*) as articles,
           sum(verdict in ('ok', 'original gone')) as preserved,
           round(100.0 * sum(verdict in ('ok', 'original gone')) / count(*), 1)
@@ -212,8 +217,7 @@ VIEWS = {
           sum(verdict in ('not checked yet', 'archive unreachable')) as not_checked,
           sum(verdict = 'unreadable') as unreadable,
           sum(verdict = 'original gone') as original_gone
-        from article_health
-        where verdict != 'file removed'
+        from h
         group by year, category""",
     # Snapshot status by the year of the capture the article cites (the chart page draws it).
     "snapshots_by_capture_year": """
@@ -273,8 +277,13 @@ class LedgerLock:
         self.path = ledger_path.with_name(ledger_path.name + ".lock")
         self._fd: int | None = None
 
+    _held: set[str] = set()  # POSIX record locks do not conflict within one process
+
     def __enter__(self) -> LedgerLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        key = str(self.path.resolve())
+        if key in LedgerLock._held:
+            raise LedgerLockedError(f"this process already holds the ledger {self.path.stem}")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             # a POSIX record lock belongs to this process: unlike flock(), worker processes
@@ -289,12 +298,14 @@ class LedgerLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
+        LedgerLock._held.add(key)
         return self
 
     def __exit__(self, *exc_info) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+            LedgerLock._held.discard(str(self.path.resolve()))
 
 
 class Ledger:

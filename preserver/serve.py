@@ -1,0 +1,117 @@
+"""`preserver serve`: browse the ledger in Datasette, read-only.
+
+Datasette (the optional `[datasette]` extra) opens the ledger as a normal, mutable file whose
+connections are read-only (`mode=ro`), not `--immutable`: a cron run may write while people
+browse, and WAL lets them read meanwhile. What it shows is shipped in `preserver/datasette/`:
+metadata (titles, descriptions of every table, view and column, units, sort orders, facets,
+canned queries), a custom page `/chart` (SVG bar charts, no JavaScript) and a plugin that turns
+URLs, article paths and saved image files into links. The media folder is served at `/media/`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from .config import Config
+from .ledger import VIEWS, ensure_schema, open_ledger
+
+PACKAGE_DATA = Path(__file__).resolve().parent / "datasette"
+METADATA = PACKAGE_DATA / "metadata.yaml"
+TEMPLATES = PACKAGE_DATA / "templates"
+PLUGINS = PACKAGE_DATA / "plugins"
+PLACEHOLDER = "LEDGER_DB"  # stands for the database's name in metadata.yaml
+INSTALL_HINT = ("install the extra: pip install 'preserver[datasette]' "
+                "(from a clone: pip install -e '.[datasette]')")
+SETTINGS = {
+    "sql_time_limit_ms": 5000,  # the views aggregate a whole corpus (49,118 articles)
+    "facet_time_limit_ms": 1000,
+    "truncate_cells_html": 200,
+    # trying every column of a view as a facet costs seconds on a large corpus; the useful
+    # facets are configured in the metadata
+    "suggest_facets": "off",
+}
+
+
+class ServeError(Exception):
+    """Why the ledger cannot be served, in words (the CLI exits 2 with it)."""
+
+
+def datasette_available() -> bool:
+    return importlib.util.find_spec("datasette") is not None
+
+
+def require_datasette() -> None:
+    if not datasette_available():
+        raise ServeError(f"Datasette is not installed; {INSTALL_HINT}")
+
+
+def database_name(ledger_path: Path) -> str:
+    """The name Datasette gives the ledger: its file name without the extension."""
+    return Path(ledger_path).stem
+
+
+def metadata_for(ledger_path: Path) -> dict:
+    """The shipped metadata, keyed and linked for this ledger's database name."""
+    from datasette.utils import tilde_encode
+
+    name = database_name(ledger_path)
+    text = METADATA.read_text(encoding="utf-8").replace(PLACEHOLDER, tilde_encode(name))
+    metadata = yaml.safe_load(text)
+    metadata["databases"] = {name: metadata["databases"].pop(tilde_encode(name))}
+    return metadata
+
+
+def datasette_args(config: Config, host: str, port: int, metadata_path: Path) -> list[str]:
+    """The `datasette serve` command line for this config (without the program name)."""
+    args = ["serve", str(config.ledger_path), "--metadata", str(metadata_path),
+            "--template-dir", str(TEMPLATES), "--plugins-dir", str(PLUGINS),
+            "--static", f"media:{config.media_path}", "--host", host, "--port", str(port)]
+    for name, value in SETTINGS.items():
+        args += ["--setting", name, str(value)]
+    return args
+
+
+def views_are_current(ledger_path: Path) -> bool:
+    """Whether the ledger holds every view as this version defines it (read-only check)."""
+    import sqlite3
+
+    uri = f"{Path(ledger_path).resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        stored = dict(conn.execute("select name, sql from sqlite_master where type = 'view'"))
+    finally:
+        conn.close()
+    # stored as `CREATE VIEW <name> AS <sql>`, the name quoted as sqlite-utils quotes it
+    return all(name in stored and stored[name].split(" AS ", 1)[-1] == sql
+               for name, sql in VIEWS.items())
+
+
+def prepare_ledger(config: Config) -> None:
+    """Check the ledger is there, bring an older ledger's views up to date (the one write,
+    and only when needed), and make sure the media folder exists to be served."""
+    if not config.ledger_path.exists():
+        raise ServeError(f"no ledger yet at {config.ledger_path}: run `preserver run` first")
+    if not views_are_current(config.ledger_path):
+        db = open_ledger(config.ledger_path)
+        ensure_schema(db)
+        db.close()
+    config.media_path.mkdir(parents=True, exist_ok=True)
+
+
+def serve_ledger(config: Config, host: str = "127.0.0.1", port: int = 8001) -> None:
+    """Run Datasette on the ledger until interrupted (it exits through SystemExit)."""
+    require_datasette()
+    prepare_ledger(config)
+    from datasette.cli import cli as datasette_cli
+
+    with tempfile.TemporaryDirectory(prefix="preserver-serve-") as folder:
+        metadata_path = Path(folder) / "metadata.json"
+        metadata_path.write_text(json.dumps(metadata_for(config.ledger_path), ensure_ascii=False),
+                                 encoding="utf-8")
+        datasette_cli.main(args=datasette_args(config, host, port, metadata_path),
+                           prog_name="datasette")
