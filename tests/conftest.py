@@ -69,7 +69,9 @@ def write_config(tmp_path: Path, archive: WaybackArchive, corpus: Path, *,
                  allow_private: bool = True, origins: dict | None = None) -> Path:
     """A real config.toml for a run against the local servers, with fast (test) pacing.
     By default everything is due at every run; pass `schedule=""` for the real policy."""
-    archive_defaults = {"cdx_per_minute": 60000, "replay_per_minute": 60000,
+    archive_defaults = {"base_url": f'"{archive.base_url}"',
+                        "availability_url": f'"{archive.availability_url}"',
+                        "cdx_per_minute": 60000, "replay_per_minute": 60000,
                         "pause_after_429_seconds": 0.05, "timeout_seconds": 2}
     origin_table = ", ".join(f'"{k}" = "{v}"' for k, v in (origins or {}).items())
     path = tmp_path / "config.toml"
@@ -81,8 +83,6 @@ path = "preserver.db"
 [media]
 path = "media"
 [archive]
-base_url = "{archive.base_url}"
-availability_url = "{archive.availability_url}"
 {_toml_lines(archive_defaults, archive_extra)}
 [live]
 per_host_per_second = 1000
