@@ -150,13 +150,28 @@ def audit(config_path: Path, items: tuple[str, ...], fmt: str) -> None:
     sys.exit(EXIT_OK if all(v["good"] for v in outcome.verdicts) else EXIT_WORSE)
 
 
+@cli.command()
+@config_option
+@budget_options
+@click.option("--max-saves", type=click.IntRange(min=1), default=None,
+              help="Submit at most this many pages.")
+def save(config_path: Path, max_minutes: float | None, max_requests: int | None,
+         max_saves: int | None) -> None:
+    """Ask the archive to capture live originals it lacks (Save Page Now, opt-in).
+
+    Uses SPN2 with IA_ACCESS_KEY_ID / IA_SECRET_ACCESS_KEY from the environment when both
+    are set, else the anonymous save API; every save is verified in the CDX index."""
+    _run_phases(config_path, "save", Budget(_seconds(max_minutes), max_requests),
+                scan=False, check=False, images=False, save=True, save_limit=max_saves)
+
+
 def _run_phases(config_path: Path, command: str, budget: Budget, *, scan: bool, check: bool,
-                images: bool) -> None:
+                images: bool, **extra) -> None:
     config = _load(config_path)
     quiet = (click.get_current_context().obj or {}).get("quiet", False)
     try:
         outcome = run_locked(config, command, budget, scan=scan, check=check, images=images,
-                             progress=make_progress(quiet))
+                             progress=make_progress(quiet), **extra)
     except LedgerLockedError as exc:
         click.echo(f"Error: {exc}; not starting.", err=True)
         sys.exit(EXIT_LOCKED)

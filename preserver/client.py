@@ -56,6 +56,18 @@ class Response:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """What to send, apart from the URL."""
+
+    method: str
+    endpoint: str  # an archive class or "live": which limiter paces it
+    max_bytes: int
+    read_body: bool
+    data: dict | None = None
+    headers: dict | None = None
+
+
 class SafeNetworkBackend(httpcore.AsyncNetworkBackend):
     """Resolves the host itself, refuses non-public addresses, then connects to the address."""
 
@@ -129,21 +141,25 @@ class HttpClient:
     async def __aexit__(self, *exc_info) -> None:
         await self._client.aclose()
 
-    async def get(
-        self,
-        url: str,
-        endpoint: str = "live",
-        *,
-        follow_redirects: bool = True,
-        max_bytes: int = 2_000_000,
-        read_body: bool = True,
-    ) -> Response:
-        """GET `url` politely; a Response for any HTTP answer, RequestFailed for anything else.
+    async def get(self, url: str, endpoint: str = "live", *, follow_redirects: bool = True,
+                  max_bytes: int = 2_000_000, read_body: bool = True) -> Response:
+        """GET `url`: see `request`."""
+        return await self.request(_Ask("GET", endpoint, max_bytes, read_body), url,
+                                  follow_redirects)
+
+    async def post(self, url: str, endpoint: str, data: dict, headers: dict) -> Response:
+        """POST a form (Save Page Now); never retried blindly past a 429: see `request`."""
+        return await self.request(_Ask("POST", endpoint, 2_000_000, True, data, headers), url,
+                                  follow_redirects=False)
+
+    async def request(self, ask: _Ask, url: str, follow_redirects: bool = True) -> Response:
+        """Send one request politely; a Response for any HTTP answer, RequestFailed otherwise.
 
         429 and 5xx answers are retried; after the last try the final answer is returned (its
-        status code tells what happened). `endpoint` is an archive class or "live".
+        status code tells what happened). `ask.endpoint` is an archive class or "live".
+        Header values (an Authorization) never reach a message or the ledger.
         """
-        if endpoint == "live":
+        if ask.endpoint == "live":
             url = rebase(url, self.config.live.origins)
         url = encode_once(url)
         attempts = 0
@@ -152,8 +168,7 @@ class HttpClient:
             async for attempt in retry.policy(self.config.retry):
                 with attempt:
                     attempts += 1
-                    response = await self._follow(url, endpoint, follow_redirects, max_bytes,
-                                                  read_body)
+                    response = await self._follow(url, ask, follow_redirects)
         except retry.RetryableAnswer as exc:
             response = exc.response
         except RequestFailed as exc:
@@ -163,10 +178,10 @@ class HttpClient:
         response.elapsed_ms = int((time.monotonic() - started) * 1000)
         return response
 
-    async def _follow(self, url, endpoint, follow_redirects, max_bytes, read_body) -> Response:
+    async def _follow(self, url: str, ask: _Ask, follow_redirects: bool) -> Response:
         redirects: list[str] = []
         while True:
-            response = await self._once(url, endpoint, max_bytes, read_body)
+            response = await self._once(url, ask)
             location = response.headers.get("location")
             if not (follow_redirects and response.status_code in _REDIRECTS and location):
                 break
@@ -180,7 +195,8 @@ class HttpClient:
             raise _retryable(response)
         return response
 
-    async def _once(self, url, endpoint, max_bytes, read_body) -> Response:
+    async def _once(self, url: str, ask: _Ask) -> Response:
+        endpoint = ask.endpoint
         origin = _origin_of(url)
         async with self._first_contact(origin):
             self._raise_if_down(origin)
@@ -188,7 +204,7 @@ class HttpClient:
             async with limiter.slot(precheck=lambda: self._raise_if_down(origin)):
                 self.requests_sent += 1
                 try:
-                    response = await self._send(url, endpoint, max_bytes, read_body)
+                    response = await self._send(url, ask)
                 except RequestFailed as exc:
                     self._note_failure(origin, limiter, exc)
                     raise
@@ -214,14 +230,16 @@ class HttpClient:
         await probe.wait()
         yield
 
-    async def _send(self, url, endpoint, max_bytes, read_body) -> Response:
-        deadline = self._timeout(endpoint) * 3
+    async def _send(self, url: str, ask: _Ask) -> Response:
+        timeout = self._timeout(ask.endpoint)
+        deadline = timeout * 3
         try:
             async with asyncio.timeout(deadline):
-                async with self._client.stream("GET", url, timeout=self._timeout(endpoint)) as r:
-                    body, too_large = b"", _declared_too_large(r, max_bytes)
-                    if read_body and not too_large:
-                        body, too_large = await _read_capped(r, max_bytes)
+                async with self._client.stream(ask.method, url, data=ask.data,
+                                               headers=ask.headers, timeout=timeout) as r:
+                    body, too_large = b"", _declared_too_large(r, ask.max_bytes)
+                    if ask.read_body and not too_large:
+                        body, too_large = await _read_capped(r, ask.max_bytes)
                     return Response(str(r.url), r.status_code, r.headers, body,
                                     too_large=too_large)
         except TimeoutError:

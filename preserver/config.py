@@ -49,6 +49,15 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class SaveConfig:
+    """Save Page Now (`preserver save`, opt-in)."""
+
+    max_capture_age_days: float = 365.0  # a live original with no newer capture is submitted
+    poll_seconds: float = 5.0  # between SPN2 status polls
+    max_polls: int = 24
+
+
+@dataclass(frozen=True)
 class LiveConfig:
     per_host_per_second: float = 1.0
     timeout_seconds: float = 20.0
@@ -82,6 +91,7 @@ class Config:
     retry: RetryConfig = field(default_factory=RetryConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    save: SaveConfig = field(default_factory=SaveConfig)
     source: Path | None = None  # the file this came from, if any
 
 
@@ -92,6 +102,7 @@ _TABLES = {
     "retry": RetryConfig,
     "security": SecurityConfig,
     "schedule": ScheduleConfig,
+    "save": SaveConfig,
 }
 _PATH_TABLES = {"corpus": "corpus_path", "ledger": "ledger_path", "media": "media_path"}
 

@@ -28,6 +28,7 @@ from .images import ImageSaver
 from .ledger import Ledger, LedgerLock, open_ledger
 from .live import check_live
 from .progress import LineProgress
+from .saves import PageSaver, candidates, keys_from_environment
 from .schedule import Budget, due_urls
 from .status import CheckResult, ParseStatus, RunStatus
 from .storage import clean_partial_files
@@ -46,6 +47,7 @@ class RunSummary:
     snapshots: Counter = field(default_factory=Counter)  # url status -> n
     originals: Counter = field(default_factory=Counter)
     images: Counter = field(default_factory=Counter)  # image status -> n
+    saves: Counter = field(default_factory=Counter)  # save status -> n
     requests: int = 0
     regressions: int = 0
     unreachable: dict = field(default_factory=dict)  # host -> reason
@@ -56,6 +58,7 @@ class RunSummary:
             "articles": sum(self.articles.values()), "parse": dict(self.articles),
             "snapshots": dict(self.snapshots), "originals": dict(self.originals),
             "images": dict(self.images), "images_saved": self.images.get("saved", 0),
+            "saves": dict(self.saves),
             "requests": self.requests, "regressions": self.regressions,
             "unreachable_hosts": self.unreachable, "budget_spent": self.budget_spent,
         }
@@ -142,6 +145,25 @@ class Crawler:
             self.summary.unreachable = {o: e.first_error for o, e in client.down_hosts.items()}
         self.summary.regressions = self.ledger.regressions
         self.summary.budget_spent = budget.exhausted()
+
+    async def save_pages(self, limit: int | None, budget: Budget | None = None) -> None:
+        """Save Page Now for live originals the archive lacks (opt-in; see preserver.saves)."""
+        budget = budget or Budget()
+        async with HttpClient(self.config) as client:
+            budget.client = client
+            archive = Archive(client, self.config.archive.base_url, self.config.archive.kind)
+            saver = PageSaver(client, archive, self.config, keys_from_environment())
+            urls = candidates(self.ledger.db, self.config.save.max_capture_age_days, limit)
+            self.progress.start("saves", len(urls), self.config.archive.save_per_minute / 60)
+
+            def record(row: dict) -> None:
+                self.ledger.record_save(row)
+                self.summary.saves[row["status"]] += 1
+                self.progress.advance("saves")
+
+            await _pool(urls, saver.save, record, budget, workers=2)
+            self.summary.requests = client.requests_sent
+        self.progress.finish("saves", f"{len(urls)} submitted ({_counts(self.summary.saves)})")
 
     def _due(self, role: str) -> list[str]:
         return due_urls(self.ledger.db, self._urls(role), self.config.schedule)
@@ -280,7 +302,7 @@ class RunOutcome:
 
 def run_locked(config: Config, command: str, budget: Budget | None = None, *, scan: bool = True,
                check: bool = True, images: bool = True, progress: LineProgress | None = None,
-               audit=None) -> RunOutcome:
+               audit=None, save_limit: int | None = None, save: bool = False) -> RunOutcome:
     """One run, holding the ledger's lock: recorded in `runs` from start to finish, whatever
     happens. SIGTERM and SIGINT stop it within moments: what is done stays committed and the
     run is marked `interrupted`. Raises LedgerLockedError (writing nothing) if another run
@@ -302,6 +324,8 @@ def run_locked(config: Config, command: str, budget: Budget | None = None, *, sc
                 crawler.scan()
             if check or images:
                 _run_async(crawler.check_and_save(check=check, images=images, budget=budget))
+            if save:
+                _run_async(crawler.save_pages(save_limit, budget))
         except (KeyboardInterrupt, asyncio.CancelledError):
             status, error = RunStatus.INTERRUPTED, "interrupted by a signal"
         except Exception as exc:  # recorded in the ledger, then reported; never silent

@@ -58,6 +58,11 @@ SCHEMA = {
         "urlkey": str, "timestamp": str, "original": str, "mimetype": str,
         "statuscode": str, "digest": str, "length": int, "query_id": int,
     },
+    "saves": {  # Save Page Now requests and what the CDX index said afterwards
+        "id": int, "run_id": int, "url": str, "requested_at": str, "method": str,
+        "job_id": str, "answer": str, "status": str, "capture_timestamp": str,
+        "verified_at": str, "error": str,
+    },
     "cdx_queries": {  # one row per prefix or exact CDX query: resumable, refreshed when stale
         "id": int, "url": str, "match_type": str, "key_prefix": str, "started_at": str,
         "fetched_at": str, "resume_key": str, "from_ts": str, "pages": int, "rows": int,
@@ -66,7 +71,7 @@ SCHEMA = {
 }
 PRIMARY_KEYS = {
     "runs": "id", "articles": "path", "links": None, "urls": "url",
-    "checks": "id", "images": "url", "captures": None, "cdx_queries": "id",
+    "checks": "id", "images": "url", "captures": None, "cdx_queries": "id", "saves": "id",
 }
 INDEXES = [
     ("links", ["url"]), ("links", ["article_path"]), ("urls", ["status"]), ("checks", ["url"]),
@@ -427,6 +432,10 @@ class Ledger:
         if result.coverage is not None:
             state.update(result.coverage)
         return state
+
+    def record_save(self, row: dict) -> None:
+        with self.db.atomic():
+            self.db.table("saves").insert({**row, "run_id": self.run_id})
 
     def image_row(self, url: str) -> dict | None:
         rows = list(self.db.table("images").rows_where("url = ?", [url]))

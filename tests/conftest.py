@@ -66,6 +66,7 @@ def write_article(corpus: Path, name: str, url: str, original_url: str,
 def write_config(tmp_path: Path, archive: WaybackArchive, corpus: Path, *,
                  archive_extra: str = "", live_extra: str = "", security_extra: str = "",
                  schedule: str = "recheck_ok_days = 0\nrecheck_failed_hours = 0",
+                 tables: str = "",
                  allow_private: bool = True, origins: dict | None = None) -> Path:
     """A real config.toml for a run against the local servers, with fast (test) pacing.
     By default everything is due at every run; pass `schedule=""` for the real policy."""
@@ -98,6 +99,7 @@ max_wait_seconds = 0.05
 [security]
 allow_private_addresses = {"true" if allow_private else "false"}
 {security_extra}
+{tables}
 """, encoding="utf-8")
     return path
 
