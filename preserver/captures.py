@@ -88,7 +88,16 @@ class CaptureIndex:
 
     # -- planning and fetching ----------------------------------------------------------
     def plan(self, urls: list[str]) -> tuple[list[Query], list[str]]:
-        """(prefix queries for dense groups, the URLs those do not cover)."""
+        """(queries for dense groups, the URLs those do not cover). One URL named many times
+        (every article links `hkcnews.com/aboutus/` at its own timestamp) gets one exact
+        query; many URLs under one host and first path segment, one prefix query."""
+        by_key: dict[str, list[str]] = {}
+        for url in urls:
+            by_key.setdefault(canonical_key(url), []).append(url)
+        exact = [exact_query(members[0]) for members in by_key.values()
+                 if len(members) >= self.bulk_threshold]
+        repeated = {q.key_prefix for q in exact}
+        urls = [m for key, members in by_key.items() if key not in repeated for m in members]
         groups: dict[Query, list[str]] = {}
         sparse = []
         for url in urls:
@@ -99,7 +108,7 @@ class CaptureIndex:
                 groups.setdefault(group, []).append(url)
         dense = [g for g, members in groups.items() if len(members) >= self.bulk_threshold]
         sparse += [u for g, members in groups.items() if g not in dense for u in members]
-        return dense, sparse
+        return exact + dense, sparse
 
     async def refresh(self, queries: list[Query], budget=None) -> None:
         """Run every query that is not fresh, page by page; a failure leaves it resumable."""

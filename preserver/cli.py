@@ -59,13 +59,20 @@ def budget_options(command):
                         default=None, help="Start no new work after this many minutes.")(command)
 
 
+links_option = click.option(
+    "--links", is_flag=True,
+    help="Check the articles' body links too (archived ones from the CDX index).")
+
+
 @cli.command()
 @config_option
 @budget_options
-def run(config_path: Path, max_minutes: float | None, max_requests: int | None) -> None:
+@links_option
+def run(config_path: Path, max_minutes: float | None, max_requests: int | None,
+        links: bool) -> None:
     """Scan the corpus, check what is due, save the images not saved yet."""
     _run_phases(config_path, "run", Budget(_seconds(max_minutes), max_requests),
-                scan=True, check=True, images=True)
+                scan=True, check=True, images=True, links=links)
 
 
 @cli.command()
@@ -78,10 +85,12 @@ def scan(config_path: Path) -> None:
 @cli.command()
 @config_option
 @budget_options
-def check(config_path: Path, max_minutes: float | None, max_requests: int | None) -> None:
+@links_option
+def check(config_path: Path, max_minutes: float | None, max_requests: int | None,
+          links: bool) -> None:
     """Check the snapshots and originals that are due."""
     _run_phases(config_path, "check", Budget(_seconds(max_minutes), max_requests),
-                scan=False, check=True, images=False)
+                scan=False, check=True, images=False, links=links)
 
 
 @cli.command()

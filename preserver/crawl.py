@@ -32,7 +32,7 @@ from .saves import PageSaver, candidates, keys_from_environment
 from .schedule import Budget, due_urls
 from .status import CheckResult, ParseStatus, RunStatus
 from .storage import clean_partial_files
-from .urls import canonical_key, parse_wayback_url
+from .urls import canonical_key, is_http_url, parse_wayback_url
 
 log = logging.getLogger("preserver")
 WORKERS = 16
@@ -48,6 +48,7 @@ class RunSummary:
     originals: Counter = field(default_factory=Counter)
     images: Counter = field(default_factory=Counter)  # image status -> n
     saves: Counter = field(default_factory=Counter)  # save status -> n
+    links: Counter = field(default_factory=Counter)  # body link status -> n
     requests: int = 0
     regressions: int = 0
     unreachable: dict = field(default_factory=dict)  # host -> reason
@@ -58,7 +59,7 @@ class RunSummary:
             "articles": sum(self.articles.values()), "parse": dict(self.articles),
             "snapshots": dict(self.snapshots), "originals": dict(self.originals),
             "images": dict(self.images), "images_saved": self.images.get("saved", 0),
-            "saves": dict(self.saves),
+            "saves": dict(self.saves), "links": dict(self.links),
             "requests": self.requests, "regressions": self.regressions,
             "unreachable_hosts": self.unreachable, "budget_spent": self.budget_spent,
         }
@@ -112,7 +113,8 @@ class Crawler:
 
     # -- network phases -----------------------------------------------------------------
     async def check_and_save(self, check: bool = True, images: bool = True,
-                             budget: Budget | None = None, audit: Targets | None = None) -> None:
+                             budget: Budget | None = None, audit: Targets | None = None,
+                             links: bool = False) -> None:
         """Check what is due and save what is missing, asking the archive as little as it can:
         one bulk CDX pass first, then only what the index cannot answer. An audit names its
         URLs instead, checks them now whatever the schedule says, and asks the replay itself
@@ -127,20 +129,27 @@ class Crawler:
             if audit is None:
                 snapshots = self._due("snapshot") if check else []
                 originals = self._due("original") if check else []
+                body_links = self._due("link") if check and links else []
                 groups = self._image_groups_to_fetch(saver, self._urls("image")) if images \
                     else []
             else:
-                snapshots, originals = audit.snapshots, audit.originals
+                snapshots, originals, body_links = audit.snapshots, audit.originals, []
                 groups = self._image_groups_to_fetch(saver, audit.images, due_only=False)
-            keys = [parse_wayback_url(u).original for u in snapshots] + originals
+            archived_links = [u for u in body_links if parse_wayback_url(u)]
+            live_links = [u for u in body_links if not parse_wayback_url(u) and is_http_url(u)]
+            keys = [parse_wayback_url(u).original for u in snapshots + archived_links]
+            keys += originals
             keys += [_original(urls[0]) for urls in groups]
             await index.refresh(index.plan(keys)[0], budget)
             await self._check_snapshots(archive, index, snapshots, budget,
                                         use_index=audit is None)
+            await self._check_snapshots(archive, index, archived_links, budget, phase="links")
             # live pages and archived images pace on different limiters: run side by side,
             # so a slow live host does not hold up the archive (or the other way round)
             await asyncio.gather(self._check_originals(client, index, originals, budget),
-                                 self._save_images(saver, index, groups, budget))
+                                 self._save_images(saver, index, groups, budget),
+                                 self._check_originals(client, index, live_links, budget,
+                                                       phase="links"))
             self.summary.requests = client.requests_sent
             self.summary.unreachable = {o: e.first_error for o, e in client.down_hosts.items()}
         self.summary.regressions = self.ledger.regressions
@@ -169,7 +178,12 @@ class Crawler:
         return due_urls(self.ledger.db, self._urls(role), self.config.schedule)
 
     async def _check_snapshots(self, archive: Archive, index: CaptureIndex, urls: list[str],
-                               budget: Budget, use_index: bool = True) -> None:
+                               budget: Budget, use_index: bool = True,
+                               phase: str = "snapshots") -> None:
+        """Snapshots (and archived body links): from the index where it covers them."""
+        if not urls and phase != "snapshots":
+            return
+        counter = self.summary.snapshots if phase == "snapshots" else self.summary.links
         remote, local = [], []
         for url in urls:
             wayback = parse_wayback_url(url)
@@ -177,20 +191,27 @@ class Crawler:
                 local.append(index.snapshot_result(url, wayback))
             else:
                 remote.append(url)
-        self.progress.start("snapshots", len(urls), self.config.archive.replay_per_minute / 60)
+        self.progress.start(phase, len(urls), self.config.archive.replay_per_minute / 60)
         for start in range(0, len(local), SCAN_BATCH):
             self.ledger.record_checks(local[start : start + SCAN_BATCH])
-            self.progress.advance("snapshots", len(local[start : start + SCAN_BATCH]))
-        self.summary.snapshots.update(r.status.value for r in local)
+            self.progress.advance(phase, len(local[start : start + SCAN_BATCH]))
+        counter.update(r.status.value for r in local)
         await _pool(remote, archive.check_snapshot,
-                    self._recorder(self.summary.snapshots, "snapshots"), budget)
-        self.progress.finish("snapshots", f"{len(urls)} due, {len(local)} answered from the "
-                                          f"CDX index ({_counts(self.summary.snapshots)})")
+                    self._recorder(counter, phase), budget)
+        self.progress.finish(phase, f"{len(urls)} due, {len(local)} answered from the CDX "
+                                    f"index ({_counts(counter)})")
 
     async def _check_originals(self, client: HttpClient, index: CaptureIndex, urls: list[str],
-                               budget: Budget) -> None:
+                               budget: Budget, phase: str = "originals") -> None:
+        """Originals on the live web, with their archive coverage (live body links: without)."""
+        if not urls and phase != "originals":
+            return
+        counter = self.summary.originals if phase == "originals" else self.summary.links
+
         async def check(url: str) -> CheckResult:
             result = await check_live(client, url)
+            if phase != "originals":
+                return result
             try:
                 if not index.covers(url):
                     await index.fetch_exact(url)
@@ -199,10 +220,9 @@ class Crawler:
                 result.error = "; ".join(filter(None, [result.error, f"CDX: {exc}"]))
             return result
 
-        self.progress.start("originals", len(urls), self.config.live.per_host_per_second)
-        await _pool(urls, check, self._recorder(self.summary.originals, "originals"), budget)
-        self.progress.finish("originals",
-                             f"{len(urls)} due ({_counts(self.summary.originals)})")
+        self.progress.start(phase, len(urls), self.config.live.per_host_per_second)
+        await _pool(urls, check, self._recorder(counter, phase), budget)
+        self.progress.finish(phase, f"{len(urls)} due ({_counts(counter)})")
 
     def _image_groups_to_fetch(self, saver: ImageSaver, image_urls: list[str],
                                due_only: bool = True) -> list[list[str]]:
@@ -302,7 +322,8 @@ class RunOutcome:
 
 def run_locked(config: Config, command: str, budget: Budget | None = None, *, scan: bool = True,
                check: bool = True, images: bool = True, progress: LineProgress | None = None,
-               audit=None, save_limit: int | None = None, save: bool = False) -> RunOutcome:
+               audit=None, save_limit: int | None = None, save: bool = False,
+               links: bool = False) -> RunOutcome:
     """One run, holding the ledger's lock: recorded in `runs` from start to finish, whatever
     happens. SIGTERM and SIGINT stop it within moments: what is done stays committed and the
     run is marked `interrupted`. Raises LedgerLockedError (writing nothing) if another run
@@ -323,7 +344,8 @@ def run_locked(config: Config, command: str, budget: Budget | None = None, *, sc
             if scan:
                 crawler.scan()
             if check or images:
-                _run_async(crawler.check_and_save(check=check, images=images, budget=budget))
+                _run_async(crawler.check_and_save(check=check, images=images, budget=budget,
+                                                  links=links))
             if save:
                 _run_async(crawler.save_pages(save_limit, budget))
         except (KeyboardInterrupt, asyncio.CancelledError):

@@ -21,8 +21,9 @@ URL_COLUMNS = {"url", "original_url", "final_url", "source_url"}
 PATH_COLUMNS = {"path", "article_path"}
 HASH_COLUMNS = {"sha256", "digest"}  # shown shortened; the whole value is in the tooltip
 STATUS_COLUMNS = {"status", "snapshot_status", "original_status", "was"}
-GOOD = {"ok", "redirected", "saved", "completed", "complete"}
-UNKNOWN = {"rate_limited", "running", "not checked", "not fetched yet", "partial"}
+GOOD = {"ok", "redirected", "saved", "completed", "complete", "verified"}
+UNKNOWN = {"rate_limited", "running", "not checked", "not fetched yet", "partial",
+           "unverified"}
 VERDICTS = {  # verdict -> badge colour (article_health)
     "snapshot broken": "#c62828", "images missing": "#ef6c00", "unreadable": "#6a1b9a",
     "archive unreachable": "#757575", "not checked yet": "#757575", "original gone": "#2e7d32",
