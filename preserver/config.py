@@ -58,6 +58,15 @@ class SaveConfig:
 
 
 @dataclass(frozen=True)
+class MementoConfig:
+    """Other archives, asked through their Memento TimeMaps (opt-in)."""
+
+    # name -> TimeMap prefix, the original URL is appended:
+    # { "arquivo.pt" = "https://arquivo.pt/wayback/timemap/link/" }
+    timemaps: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class LiveConfig:
     per_host_per_second: float = 1.0
     timeout_seconds: float = 20.0
@@ -92,6 +101,7 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     save: SaveConfig = field(default_factory=SaveConfig)
+    memento: MementoConfig = field(default_factory=MementoConfig)
     source: Path | None = None  # the file this came from, if any
 
 
@@ -103,6 +113,7 @@ _TABLES = {
     "security": SecurityConfig,
     "schedule": ScheduleConfig,
     "save": SaveConfig,
+    "memento": MementoConfig,
 }
 _PATH_TABLES = {"corpus": "corpus_path", "ledger": "ledger_path", "media": "media_path"}
 
@@ -162,6 +173,8 @@ def _validate(config: Config, source: Path) -> None:
             for name in ("base_url", "availability_url")}
     urls.update({f"[live] origins key {k!r}": k for k in config.live.origins})
     urls.update({f"[live] origins value for {k!r}": v for k, v in config.live.origins.items()})
+    urls.update({f"[memento] timemaps value for {k!r}": v
+                 for k, v in config.memento.timemaps.items()})
     if config.archive.kind not in ("wayback", "pywb"):
         raise ConfigError(f"{source}: [archive] kind must be \"wayback\" or \"pywb\", "
                           f"got {config.archive.kind!r}")

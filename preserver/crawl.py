@@ -27,6 +27,7 @@ from .errors import RequestFailed
 from .images import ImageSaver
 from .ledger import Ledger, LedgerLock, open_ledger
 from .live import check_live
+from .memento import OtherArchives
 from .progress import LineProgress
 from .saves import PageSaver, candidates, keys_from_environment
 from .schedule import Budget, due_urls
@@ -49,6 +50,7 @@ class RunSummary:
     images: Counter = field(default_factory=Counter)  # image status -> n
     saves: Counter = field(default_factory=Counter)  # save status -> n
     links: Counter = field(default_factory=Counter)  # body link status -> n
+    elsewhere: Counter = field(default_factory=Counter)  # found / not_found in other archives
     requests: int = 0
     regressions: int = 0
     unreachable: dict = field(default_factory=dict)  # host -> reason
@@ -150,10 +152,47 @@ class Crawler:
                                  self._save_images(saver, index, groups, budget),
                                  self._check_originals(client, index, live_links, budget,
                                                        phase="links"))
+            if self.config.memento.timemaps and not budget.exhausted():
+                await self._look_elsewhere(client, saver, snapshots + list(
+                    _flatten(groups)), budget)
             self.summary.requests = client.requests_sent
             self.summary.unreachable = {o: e.first_error for o, e in client.down_hosts.items()}
         self.summary.regressions = self.ledger.regressions
         self.summary.budget_spent = budget.exhausted()
+
+    async def _look_elsewhere(self, client: HttpClient, saver: ImageSaver, checked: list[str],
+                              budget: Budget) -> None:
+        """Snapshots and images the archive lacks, asked of other archives' TimeMaps."""
+        db = self.ledger.db
+        not_found = {row[0] for row in db.execute(
+            "select url from urls where status = 'not_found'")}
+        images = {row[0] for row in db.execute("select url from images")}
+        lacking = [u for u in checked if u in not_found and parse_wayback_url(u)]
+        others = OtherArchives(client, self.config.memento.timemaps)
+
+        async def ask(url: str):
+            wayback = parse_wayback_url(url)
+            rows = await others.find(url, wayback.original, wayback.timestamp)
+            found = next((r for r in rows if r["memento_url"]), None)
+            outcome = None
+            if found and url in images:
+                outcome = await saver.save(url, elsewhere=found["memento_url"])
+            return rows, outcome
+
+        def record(done) -> None:
+            rows, outcome = done
+            self.ledger.record_alternates(rows)
+            self.summary.elsewhere[
+                "found" if any(r["memento_url"] for r in rows) else "not_found"] += 1
+            if outcome is not None:
+                self.ledger.record_image(outcome.row)
+                self.summary.images[f"{outcome.row['status']} elsewhere"] += 1
+            self.progress.advance("elsewhere")
+
+        self.progress.start("elsewhere", len(lacking), self.config.live.per_host_per_second)
+        await _pool(lacking, ask, record, budget)
+        self.progress.finish("elsewhere", f"{len(lacking)} asked of other archives "
+                                          f"({_counts(self.summary.elsewhere)})")
 
     async def save_pages(self, limit: int | None, budget: Budget | None = None) -> None:
         """Save Page Now for live originals the archive lacks (opt-in; see preserver.saves)."""
@@ -384,6 +423,10 @@ def _run_async(coroutine) -> None:
         await coroutine
 
     asyncio.run(main())
+
+
+def _flatten(groups: list[list[str]]):
+    return (url for urls in groups for url in urls)
 
 
 def _original(url: str) -> str:

@@ -79,12 +79,15 @@ class ImageSaver:
         return ImageOutcome({**self._blank(url), "status": ImageStatus.MISSING,
                              "error": check.error}, check)
 
-    async def save(self, url: str, capture=None) -> ImageOutcome:
+    async def save(self, url: str, capture=None, elsewhere: str | None = None) -> ImageOutcome:
         """Fetch and store one image: from the exact capture the CDX index named (one request,
-        bytes compared with its digest), else through the replay's nearest-capture redirect."""
-        wayback = parse_wayback_url(url)
+        bytes compared with its digest), else through the replay's nearest-capture redirect,
+        or from a memento in another archive (`elsewhere`)."""
+        wayback = None if elsewhere else parse_wayback_url(url)
         row = self._blank(url)
-        if capture is not None:
+        if elsewhere:
+            fetch_url = elsewhere
+        elif capture is not None:
             fetch_url = self.archive.capture_url(capture.timestamp, capture.original)
         else:
             fetch_url = self.archive.replay_url(url, "id_") if wayback else url

@@ -63,6 +63,10 @@ SCHEMA = {
         "job_id": str, "answer": str, "status": str, "capture_timestamp": str,
         "verified_at": str, "error": str,
     },
+    "alternates": {  # captures in other archives (Memento TimeMaps) of what the Wayback lacks
+        "url": str, "archive": str, "memento_url": str, "memento_timestamp": str,
+        "mementos": int, "checked_at": str, "error": str,
+    },
     "cdx_queries": {  # one row per prefix or exact CDX query: resumable, refreshed when stale
         "id": int, "url": str, "match_type": str, "key_prefix": str, "started_at": str,
         "fetched_at": str, "resume_key": str, "from_ts": str, "pages": int, "rows": int,
@@ -72,6 +76,7 @@ SCHEMA = {
 PRIMARY_KEYS = {
     "runs": "id", "articles": "path", "links": None, "urls": "url",
     "checks": "id", "images": "url", "captures": None, "cdx_queries": "id", "saves": "id",
+    "alternates": ("url", "archive"),
 }
 INDEXES = [
     ("links", ["url"]), ("links", ["article_path"]), ("urls", ["status"]), ("checks", ["url"]),
@@ -432,6 +437,10 @@ class Ledger:
         if result.coverage is not None:
             state.update(result.coverage)
         return state
+
+    def record_alternates(self, rows: list[dict]) -> None:
+        with self.db.atomic():
+            self.db.table("alternates").upsert_all(rows, pk=PRIMARY_KEYS["alternates"])
 
     def record_save(self, row: dict) -> None:
         with self.db.atomic():
