@@ -296,11 +296,10 @@ class Crawler:
         def record(done) -> None:
             urls, outcome = done
             # one download serves every URL of the same image
-            self.ledger.record_checks([replace(outcome.check, url=url) for url in urls])
-            for url in urls:
-                self.ledger.record_image({**outcome.row, "url": url,
-                                          "original_url": _original(url)})
-                self.summary.images[outcome.row["status"]] += 1
+            self.ledger.record_images(
+                [{**outcome.row, "url": url, "original_url": _original(url)} for url in urls],
+                checks=[replace(outcome.check, url=url) for url in urls])
+            self.summary.images[outcome.row["status"]] += len(urls)
             self.progress.advance("images")
 
         self.progress.start("images", len(groups), self.config.archive.replay_per_minute / 60)

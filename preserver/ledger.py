@@ -407,8 +407,7 @@ class Ledger:
                 "method": r.method} for r in results], "insert")
             states = [self._url_state(r, checked_at) for r in results]
             for keys in {tuple(s) for s in states}:  # rows with and without coverage
-                self.db.table("urls").upsert_all([s for s in states if tuple(s) == keys],
-                                                 pk="url")
+                _upsert_rows(self.db, "urls", "url", [s for s in states if tuple(s) == keys])
         self.checks += len(results)
 
     def _url_state(self, result, checked_at: str) -> dict:
@@ -451,11 +450,21 @@ class Ledger:
         return rows[0] if rows else None
 
     def record_image(self, row: dict) -> None:
-        before = self.image_row(row["url"])
-        if before and before["status"] == ImageStatus.SAVED and row["status"] != ImageStatus.SAVED:
-            self.regressions += 1
+        self.record_images([row])
+
+    def record_images(self, rows: list[dict], checks: list | None = None) -> None:
+        """Images (and the checks of their URLs) in one transaction."""
+        urls = [r["url"] for r in rows]
+        saved = {r[0] for r in self.db.execute(
+            f"select url from images where status = ? and url in ({', '.join('?' * len(urls))})",
+            [ImageStatus.SAVED.value, *urls])} if rows else set()
+        self.regressions += sum(1 for r in rows
+                                if r["url"] in saved and r["status"] != ImageStatus.SAVED)
         with self.db.atomic():
-            self.db.table("images").upsert({**row, "checked_at": now()}, pk="url")
+            if checks:
+                self.record_checks(checks)
+            stamp = now()
+            _upsert_rows(self.db, "images", "url", [{**r, "checked_at": stamp} for r in rows])
 
 
 def _write_rows(db: sqlite_utils.Database, table: str, rows: list[dict], verb: str) -> None:
@@ -466,6 +475,18 @@ def _write_rows(db: sqlite_utils.Database, table: str, rows: list[dict], verb: s
     columns = list(rows[0])
     sql = (f"{verb} into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
            f"values ({', '.join('?' for _ in columns)})")
+    db.conn.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
+
+
+def _upsert_rows(db: sqlite_utils.Database, table: str, key: str, rows: list[dict]) -> None:
+    """Insert, or update the given columns of, rows that all have the same keys."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c != key)
+    sql = (f"insert into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+           f"values ({', '.join('?' for _ in columns)}) "
+           f"on conflict([{key}]) do update set {updates}")
     db.conn.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
 
 

@@ -11,6 +11,7 @@ old state or the new file, and `clean_partial_files` removes leftovers at the ne
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -67,18 +68,23 @@ def _truncate(text: str, max_bytes: int) -> str:
 
 def safe_target(media_root: Path, relpath: str) -> Path:
     """media_root/relpath, refusing anything that escapes it or passes through a symlink."""
-    root = media_root.resolve()
+    root = _resolved(media_root)
     target = root.joinpath(*relpath.split("/"))
     if ".." in relpath.split("/") or not target.is_relative_to(root):
         raise UnsafePathError(f"refusing to write outside the media folder: {relpath}")
     current = root
     for part in relpath.split("/")[:-1]:
         current = current / part
-        if current.is_symlink():
+        if current.is_symlink():  # checked every time: one could be planted mid-run
             raise UnsafePathError(f"refusing to write through a symlink: {current}")
     if target.is_symlink():
         raise UnsafePathError(f"refusing to overwrite a symlink: {target}")
     return target
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved(media_root: Path) -> Path:
+    return media_root.resolve()
 
 
 def write_atomically(target: Path, data: bytes) -> None:
