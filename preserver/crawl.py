@@ -8,6 +8,7 @@ Concurrency is a pool of workers; the real pacing is done by the limiters in `cl
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import multiprocessing
@@ -40,6 +41,7 @@ WORKERS = 16
 SCAN_BATCH = 2000  # articles written per transaction
 PARALLEL_SCAN_FILES = 2000  # below this, worker processes cost more than they save
 SCAN_CHUNK = 250
+SCAN_CHUNKS_AHEAD = 8
 
 
 @dataclass
@@ -453,9 +455,14 @@ def read_articles(root: Path, files: list[Path], max_bytes: int):
     pool = ProcessPoolExecutor(os.cpu_count() or 2, mp_context=context,
                                initializer=_worker_setup)
     finished = False
+    pending: collections.deque = collections.deque()
     try:
-        for articles in pool.map(_read_chunk, [(root, chunk, max_bytes) for chunk in chunks]):
-            yield from articles
+        for chunk in chunks:  # a few chunks ahead of the writer, not the whole corpus in memory
+            pending.append(pool.submit(_read_chunk, (root, chunk, max_bytes)))
+            if len(pending) > SCAN_CHUNKS_AHEAD:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
         finished = True
     finally:  # interrupted: drop the chunks not started, do not wait for the others
         pool.shutdown(wait=finished, cancel_futures=True)
