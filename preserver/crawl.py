@@ -267,18 +267,22 @@ class Crawler:
 
     def _image_groups_to_fetch(self, saver: ImageSaver, image_urls: list[str],
                                due_only: bool = True) -> list[list[str]]:
-        """Groups of image URLs naming one image that is not saved yet (and is due)."""
+        """Groups of image URLs naming one image that is not saved yet (and is due). A URL
+        whose own row is saved costs one stat; only the others are canonicalised."""
         rows = {r["url"]: r for r in self.ledger.db["images"].rows}
+        saved_by_key = {r["urlkey"]: r for r in rows.values()
+                        if r.get("urlkey") and saver.already_saved(r)}
+        unsaved = [u for u in image_urls if not saver.already_saved(rows.get(u))]
+        self.summary.images["already_saved"] += len(image_urls) - len(unsaved)
         pending = []
-        for urls in same_image_groups(image_urls).values():
-            saved = next((rows[u] for u in urls if saver.already_saved(rows.get(u))), None)
+        for key, urls in same_image_groups(unsaved).items():
+            saved = saved_by_key.get(key)
             if saved is None:
                 pending.append(urls)
                 continue
             self.summary.images["already_saved"] += len(urls)
-            for url in urls:
-                if not saver.already_saved(rows.get(url)):  # another spelling of a saved image
-                    self.ledger.record_image({**saved, "url": url})
+            for url in urls:  # another spelling of a saved image
+                self.ledger.record_image({**saved, "url": url, "original_url": _original(url)})
         if not due_only:
             return pending
         due = set(due_urls(self.ledger.db, [urls[0] for urls in pending], self.config.schedule))
@@ -299,7 +303,8 @@ class Crawler:
             urls, outcome = done
             # one download serves every URL of the same image
             self.ledger.record_images(
-                [{**outcome.row, "url": url, "original_url": _original(url)} for url in urls],
+                [{**outcome.row, "url": url, "original_url": _original(url),
+                  "urlkey": canonical_key(_original(url))} for url in urls],
                 checks=[replace(outcome.check, url=url) for url in urls])
             self.summary.images[outcome.row["status"]] += len(urls)
             self.progress.advance("images")

@@ -53,6 +53,7 @@ SCHEMA = {
         "url": str, "original_url": str, "local_path": str, "sha256": str, "bytes": int,
         "content_type": str, "status": str, "source_url": str, "capture_timestamp": str,
         "saved_at": str, "checked_at": str, "error": str, "digest_ok": int,
+        "urlkey": str,  # SURT of the original: spellings of one image share it
     },
     "captures": {  # the archive's CDX index, as far as we have fetched it
         "urlkey": str, "timestamp": str, "original": str, "mimetype": str,

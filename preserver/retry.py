@@ -33,8 +33,8 @@ class RetryableAnswer(RequestFailed):
 
 
 def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, BlockedRequest):
-        return False
+    if isinstance(exc, BlockedRequest) or getattr(exc, "sent", True) is False:
+        return False  # refused by policy, or answered from what this run already knows
     if (getattr(exc, "retry_after", None) or 0) > MAX_RETRY_AFTER_SECONDS:
         return False  # a server asking for a long rest gets it: we come back next run
     return isinstance(exc, RequestFailed) and exc.status in RETRYABLE
@@ -59,7 +59,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def policy(config: RetryConfig) -> tenacity.AsyncRetrying:
     """A fresh tenacity controller for one logical request."""
     backoff = tenacity.wait_exponential_jitter(
-        multiplier=config.initial_wait_seconds, max=config.max_wait_seconds
+        multiplier=config.initial_wait_seconds, max=config.max_wait_seconds,
+        jitter=config.initial_wait_seconds,
     )
 
     def wait(state: tenacity.RetryCallState) -> float:

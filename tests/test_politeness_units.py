@@ -90,3 +90,21 @@ def test_after_a_429_one_request_probes_before_the_others_follow():
     probing_peak, recovered_peak = asyncio.run(main())
     assert probing_peak == 1  # one at a time while the class is on probation
     assert recovered_peak == 3  # full concurrency once a request succeeded
+
+
+def test_shortcuts_are_not_retried_and_backoff_follows_the_config():
+    import tenacity
+
+    from preserver.config import RetryConfig
+    from preserver.retry import policy
+
+    known_dead = RequestFailed(UrlStatus.CONNECTION_ERROR, "unreachable earlier in this run")
+    known_dead.sent = False
+    assert not is_retryable(known_dead)
+    waits = policy(RetryConfig(attempts=5, initial_wait_seconds=0.01, max_wait_seconds=0.05))
+    state = tenacity.RetryCallState(waits, None, (), {})
+    for attempt in range(1, 5):
+        state.attempt_number = attempt
+        state.outcome = tenacity.Future(attempt)
+        state.outcome.set_exception(RequestFailed(UrlStatus.TIMEOUT, "t"))
+        assert waits.wait(state) <= 0.05  # never the library's default 1 s of jitter
