@@ -10,14 +10,13 @@ when captured).
 
 from __future__ import annotations
 
-import email.utils
 import json
 from urllib.parse import urlencode, urlsplit
 
 from .client import HttpClient
 from .errors import RequestFailed
 from .status import CheckResult, UrlStatus, status_for_http
-from .urls import WaybackURL, parse_wayback_url
+from .urls import WaybackURL, http_date_timestamp, parse_wayback_url
 
 CDX_PATH = "/cdx/search/cdx"
 MAX_CDX_PAGES = 1000
@@ -56,7 +55,7 @@ class Archive:
         Content-Location and Memento-Datetime) where the Wayback Machine redirects."""
         served = self.parse_replay(response.headers.get("content-location", "")) or \
             self.parse_replay(response.url)
-        when = _memento_timestamp(response.headers.get("memento-datetime"))
+        when = http_date_timestamp(response.headers.get("memento-datetime"))
         timestamp = (served.timestamp if served else None) or when or asked.timestamp
         return WaybackURL(timestamp, "", asked.original)
 
@@ -166,13 +165,3 @@ def _parse_cdx_lines(body: bytes) -> list[dict]:
                                     f"CDX line is not JSON: {exc}") from None
             rows.append({_PYWB_FIELDS.get(k, k): v for k, v in record.items()})
     return rows
-
-
-def _memento_timestamp(value: str | None) -> str | None:
-    """`Memento-Datetime: Mon, 12 Jul 2021 02:23:51 GMT` as 20210712022351."""
-    if not value:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(value).strftime("%Y%m%d%H%M%S")
-    except (TypeError, ValueError):
-        return None

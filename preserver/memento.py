@@ -10,13 +10,13 @@ archive host, `[live] per_host_per_second`.
 
 from __future__ import annotations
 
-import email.utils
 import re
 from dataclasses import dataclass
 
 from .client import HttpClient
 from .errors import RequestFailed
 from .ledger import now
+from .urls import http_date_timestamp
 
 _LINK = re.compile(r'<([^>]*)>((?:\s*;\s*[A-Za-z-]+\s*=\s*(?:"[^"]*"|[^;,<]*))*)')
 _PARAM = re.compile(r'([A-Za-z-]+)\s*=\s*(?:"([^"]*)"|([^;,<]*))')
@@ -36,7 +36,7 @@ def parse_timemap(text: str) -> list[Memento]:
                   for m in _PARAM.finditer(match[2])}
         if "memento" not in params.get("rel", "").split():
             continue
-        timestamp = _timestamp(params.get("datetime"))
+        timestamp = http_date_timestamp(params.get("datetime"))
         if timestamp:
             mementos.append(Memento(match[1].strip(), timestamp))
     return mementos
@@ -71,12 +71,3 @@ class OtherArchives:
                 row["error"] = str(exc)
             rows.append(row)
         return rows
-
-
-def _timestamp(http_date: str | None) -> str | None:
-    if not http_date:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(http_date).strftime("%Y%m%d%H%M%S")
-    except (TypeError, ValueError):
-        return None

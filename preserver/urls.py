@@ -9,6 +9,7 @@ here and nowhere else.
 
 from __future__ import annotations
 
+import email.utils
 import re
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
@@ -139,6 +140,16 @@ def rebase(url: str, origins: dict[str, str]) -> str:
         if url.lower().startswith(prefix.lower()) and url[len(prefix):][:1] in ("", "/", "?"):
             return stand_in.rstrip("/") + url[len(prefix):]
     return url
+
+
+def http_date_timestamp(value: str | None) -> str | None:
+    """An HTTP date (`Memento-Datetime`, a TimeMap's datetime) as a 14-digit timestamp."""
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).strftime("%Y%m%d%H%M%S")
+    except (TypeError, ValueError):
+        return None
 
 
 def host_of(url: str) -> str:

@@ -28,18 +28,6 @@ IMAGE = "https://www.hkcnews.com/news_新聞/photo 1%20big%EF%BF%BD.jpg"
 IMAGE_ENCODED = "http://hkcnews.com/news_%E6%96%B0%E8%81%9E/photo%201%20big%EF%BF%BD.jpg"
 
 
-@pytest.fixture
-def archive():
-    with WaybackArchive() as server:
-        yield server
-
-
-@pytest.fixture
-def site():
-    with LiveSite() as server:
-        yield server
-
-
 @pytest.fixture(scope="module")
 def client():
     with httpx.Client(follow_redirects=False, timeout=5) as c:
