@@ -43,7 +43,7 @@ class LineProgress:
 class RichProgress(LineProgress):
     """A terminal: live bars, then the same one line per phase."""
 
-    def __init__(self):
+    def __init__(self, console=None):
         super().__init__()
         from rich.console import Console
         from rich.progress import (
@@ -56,8 +56,9 @@ class RichProgress(LineProgress):
 
         self._progress = Progress(
             TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
-            console=Console(stderr=True), transient=True)
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+            TextColumn("{task.fields[eta]}"),
+            console=console or Console(stderr=True), transient=True)
         self._tasks: dict[str, int] = {}
         self._rates: dict[str, float | None] = {}
         self._progress.start()
@@ -65,7 +66,7 @@ class RichProgress(LineProgress):
     def start(self, phase: str, total: int, per_second: float | None = None) -> None:
         super().start(phase, total, per_second)
         self._rates[phase] = per_second
-        self._tasks[phase] = self._progress.add_task(phase, total=total,
+        self._tasks[phase] = self._progress.add_task(phase, total=total, rate="",
                                                      eta=_eta(total, per_second))
 
     def advance(self, phase: str, n: int = 1) -> None:
@@ -73,8 +74,10 @@ class RichProgress(LineProgress):
         task = self._tasks.get(phase)
         if task is not None:
             self._progress.advance(task, n)
-            remaining = self._progress.tasks[task].remaining or 0
-            self._progress.update(task, eta=_eta(remaining, self._rates.get(phase)))
+            state = next(t for t in self._progress.tasks if t.id == task)
+            speed = f"{state.speed:,.1f}/s" if state.speed else ""
+            self._progress.update(task, rate=speed,
+                                  eta=_eta(state.remaining or 0, self._rates.get(phase)))
 
     def finish(self, phase: str, detail: str) -> None:
         task = self._tasks.pop(phase, None)
