@@ -83,7 +83,8 @@ class CaptureIndex:
         self.page_size = config.archive.cdx_page_size
         self.bulk_threshold = config.archive.bulk_threshold
         self.max_age = dt.timedelta(days=config.schedule.cdx_max_age_days)
-        self._covered: list[Query] = []
+        self._prefixes: list[str] = []  # key prefixes of complete prefix queries
+        self._exact: set[str] = set()  # keys of complete exact queries
         self._load_covered()
 
     # -- planning and fetching ----------------------------------------------------------
@@ -128,7 +129,7 @@ class CaptureIndex:
         query = exact_query(url)
         if not self._is_fresh(query):
             await self._run(query)
-            self._covered.append(query)
+            self._exact.add(query.key_prefix)
 
     def _is_fresh(self, query: Query) -> bool:
         row = self._latest(query)
@@ -180,16 +181,16 @@ class CaptureIndex:
                  query_id])
 
     def _load_covered(self) -> None:
-        self._covered = [Query(r["url"], r["match_type"], r["key_prefix"]) for r in self.db.query(
-            "select distinct url, match_type, key_prefix from cdx_queries "
-            "where status = 'complete'")]
+        rows = self.db.execute("select distinct match_type, key_prefix from cdx_queries "
+                               "where status = 'complete'").fetchall()
+        self._prefixes = [key for kind, key in rows if kind == "prefix"]
+        self._exact = {key for kind, key in rows if kind == "exact"}
 
     # -- answers ------------------------------------------------------------------------
     def covers(self, url: str) -> bool:
         """Has a complete query fetched every capture this URL could have?"""
         key = canonical_key(url)
-        return any(key.startswith(q.key_prefix) if q.match_type == "prefix"
-                   else key == q.key_prefix for q in self._covered)
+        return key in self._exact or any(key.startswith(p) for p in self._prefixes)
 
     def captures_of(self, url: str) -> list[Capture]:
         rows = self.db.execute(
