@@ -45,6 +45,7 @@ from tests.servers import url_key  # noqa: E402
 from tests.servers.model import ascii_url  # noqa: E402
 
 BIN = Path(sys.executable).parent
+GNU_TIME = "/usr/bin/time"  # Debian's `time` package; without it RSS falls back to wait4
 MARGIN = 0.8  # preserver (and the baseline's sleeps, and lychee's interval) at 80% of limits
 REPLAY_CONCURRENCY = 3
 CDX_PAGE_LINES = 150_000  # archive.org's most lines per CDX query: the bulk-query floor
@@ -133,8 +134,14 @@ def child_env() -> dict[str, str]:
 
 
 def measure(cmd: list[str], cwd: Path, logs: Path, timeout: float) -> Measured:
-    """Run cmd as a child; wall time (monotonic) and that child's own peak RSS (wait4)."""
+    """Run cmd as a child; wall time (monotonic) and its own peak RSS.
+
+    The peak comes from GNU time, not from our wait4: a child forked from this process
+    counts this process's memory (the whole test archive) in its ru_maxrss until it execs."""
     out, err = logs.with_suffix(".stdout"), logs.with_suffix(".stderr")
+    rss_file = logs.with_suffix(".maxrss")
+    if Path(GNU_TIME).exists():
+        cmd = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *cmd]
     with out.open("wb") as fo, err.open("wb") as fe:
         start = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=fo, stderr=fe, env=child_env())
@@ -144,7 +151,10 @@ def measure(cmd: list[str], cwd: Path, logs: Path, timeout: float) -> Measured:
         wall = time.monotonic() - start
         timer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(proc.returncode, wall, usage.ru_maxrss / 1024,
+    rss_kb = usage.ru_maxrss
+    if rss_file.exists() and rss_file.read_text().strip().isdigit():
+        rss_kb = int(rss_file.read_text().strip())
+    return Measured(proc.returncode, wall, rss_kb / 1024,
                     out.read_text("utf-8", "replace"), err.read_text("utf-8", "replace"), start,
                     usage.ru_utime + usage.ru_stime)
 
