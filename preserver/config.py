@@ -17,6 +17,12 @@ from urllib.parse import urlsplit
 from .errors import ConfigError
 
 ARCHIVE_DEFAULT = "https://web.archive.org"
+KNOWN_TIMEMAPS = {
+    "arquivo.pt": "https://arquivo.pt/wayback/timemap/link/",
+    "archive.today": "https://archive.ph/timemap/",
+    "UK Web Archive": "https://www.webarchive.org.uk/wayback/archive/timemap/link/",
+    "Library of Congress": "https://webarchive.loc.gov/all/timemap/link/",
+}
 AVAILABILITY_DEFAULT = "https://archive.org/wayback/available"
 
 
@@ -61,9 +67,14 @@ class SaveConfig:
 class MementoConfig:
     """Other archives, asked through their Memento TimeMaps (opt-in)."""
 
-    # name -> TimeMap prefix, the original URL is appended:
-    # { "arquivo.pt" = "https://arquivo.pt/wayback/timemap/link/" }
-    timemaps: dict = field(default_factory=dict)
+    archives: list = field(default_factory=list)  # names of `endpoints` to ask; [] = none
+    # name -> TimeMap prefix (the original URL is appended); these four are known, add more
+    endpoints: dict = field(default_factory=lambda: dict(KNOWN_TIMEMAPS))
+
+    @property
+    def timemaps(self) -> dict[str, str]:
+        """The archives to ask, with their TimeMap prefixes."""
+        return {name: self.endpoints[name] for name in self.archives}
 
 
 @dataclass(frozen=True)
@@ -173,8 +184,12 @@ def _validate(config: Config, source: Path) -> None:
             for name in ("base_url", "availability_url")}
     urls.update({f"[live] origins key {k!r}": k for k in config.live.origins})
     urls.update({f"[live] origins value for {k!r}": v for k, v in config.live.origins.items()})
-    urls.update({f"[memento] timemaps value for {k!r}": v
-                 for k, v in config.memento.timemaps.items()})
+    unknown = [n for n in config.memento.archives if n not in config.memento.endpoints]
+    if unknown:
+        raise ConfigError(f"{source}: [memento] archives names {unknown}, which [memento] "
+                          f"endpoints does not define (known: {sorted(config.memento.endpoints)})")
+    urls.update({f"[memento] endpoints value for {k!r}": v
+                 for k, v in config.memento.endpoints.items()})
     if config.archive.kind not in ("wayback", "pywb"):
         raise ConfigError(f"{source}: [archive] kind must be \"wayback\" or \"pywb\", "
                           f"got {config.archive.kind!r}")

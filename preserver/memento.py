@@ -1,4 +1,4 @@
-"""Other archives, through Memento TimeMaps (opt-in: `[memento] timemaps`).
+"""Other archives, through Memento TimeMaps (opt-in: `[memento] archives`).
 
 The Wayback Machine is not the only archive that crawled a dead site. For a snapshot it has
 not got, or an image it never captured, each configured archive's TimeMap

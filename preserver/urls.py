@@ -10,6 +10,7 @@ here and nowhere else.
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
@@ -115,6 +116,7 @@ def same_original(a: str, b: str) -> bool:
     return a == b or canonical_key(a) == canonical_key(b)
 
 
+@functools.lru_cache(maxsize=65536)  # one URL is asked about in several phases of a run
 def canonical_key(url: str) -> str:
     """The archive's canonical form (SURT) of a URL, so that spellings of one page meet."""
     import surt

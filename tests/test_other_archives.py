@@ -46,7 +46,8 @@ def test_lacking_snapshots_and_images_are_found_in_other_archives(tmp_path, corp
                       [f"{WB}/{TS}im_/{image}"])
         config = write_config(
             tmp_path, archive, corpus, origins={HK: f"http://127.0.0.1:{closed_port()}"},
-            tables=f'[memento]\ntimemaps = {{ "other" = "{other.url("/timemap/link/")}", '
+            tables=f'[memento]\narchives = ["other", "empty"]\n'
+                   f'endpoints = {{ "other" = "{other.url("/timemap/link/")}", '
                    f'"empty" = "{empty.url("/timemap/link/")}" }}')
         assert run_cli("run", "--config", str(config)).exit_code == 0
     db = sqlite_utils.Database(tmp_path / "preserver.db")
