@@ -446,10 +446,6 @@ class Ledger:
         with self.db.atomic():
             self.db.table("saves").insert({**row, "run_id": self.run_id})
 
-    def image_row(self, url: str) -> dict | None:
-        rows = list(self.db.table("images").rows_where("url = ?", [url]))
-        return rows[0] if rows else None
-
     def record_image(self, row: dict) -> None:
         self.record_images([row])
 

@@ -100,10 +100,6 @@ class RateLimiter:
         count towards stopping stay: repeated trouble in one run still stops the class)."""
         self._probing = False
 
-    @property
-    def stopped(self) -> bool:
-        return self.stopped_reason is not None
-
 
 class HostLimiters:
     """One RateLimiter per live host, created on first use."""

@@ -112,14 +112,3 @@ def clean_partial_files(media_root: Path) -> int:
             temp.unlink()
             removed += 1
     return removed
-
-
-def sha256_of_file(path: Path) -> str | None:
-    try:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
-    except OSError:
-        return None

@@ -127,14 +127,6 @@ def canonical_key(url: str) -> str:
         return url
 
 
-def request_url(url: str, archive_base: str) -> str:
-    """The URL to request for a URL the corpus names: archive.org goes to the configured base."""
-    wayback = parse_wayback_url(url)
-    if wayback is not None:
-        return encode_once(archive_base.rstrip("/") + wayback.replay_path())
-    return encode_once(url)
-
-
 def rebase(url: str, origins: dict[str, str]) -> str:
     """Swap the scheme://host[:port] of url for a configured stand-in origin, if any."""
     for origin, stand_in in origins.items():
@@ -152,11 +144,3 @@ def http_date_timestamp(value: str | None) -> str | None:
         return email.utils.parsedate_to_datetime(value).strftime("%Y%m%d%H%M%S")
     except (TypeError, ValueError):
         return None
-
-
-def host_of(url: str) -> str:
-    """Lower-case host of a URL, '' when it has none; never raises."""
-    try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return ""

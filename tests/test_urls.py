@@ -4,7 +4,6 @@ from preserver.urls import (
     canonical_key,
     encode_once,
     parse_wayback_url,
-    request_url,
     resolve_link,
     same_original,
 )
@@ -45,7 +44,9 @@ def test_encode_once_is_idempotent_and_keeps_existing_escapes():
 
 
 def test_request_url_goes_to_the_configured_archive():
-    url = request_url(IMAGE, "http://127.0.0.1:8080/")
+    from preserver.archive import Archive
+
+    url = encode_once(Archive(None, "http://127.0.0.1:8080/").replay_url(IMAGE, "im_"))
     assert url.startswith("http://127.0.0.1:8080/web/20210712022351im_/https://www.hkcnews.com/")
     assert "?1475201573" in url
 
