@@ -11,6 +11,7 @@ when captured).
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 from .client import HttpClient
@@ -21,6 +22,18 @@ from .urls import WaybackURL, http_date_timestamp, parse_wayback_url
 CDX_PATH = "/cdx/search/cdx"
 MAX_CDX_PAGES = 1000
 CDX_FIELDS = "urlkey,timestamp,original,mimetype,statuscode,digest,length"
+
+
+class CdxRow(NamedTuple):
+    """One CDX line (a tuple, not a dict: a page holds up to `cdx_page_size` of them)."""
+
+    urlkey: str | None
+    timestamp: str | None
+    original: str | None
+    mimetype: str | None
+    statuscode: str | None
+    digest: str | None
+    length: str | None
 
 
 class Archive:
@@ -101,7 +114,7 @@ class Archive:
 
     async def cdx_pages(self, url: str, match_type: str, *, page_size: int,
                         resume_key: str | None = None, from_ts: str | None = None):
-        """Yield (rows as dicts, resume key or None) for each page of one CDX query.
+        """Yield (CdxRows, resume key or None) for each page of one CDX query.
 
         Raises RequestFailed when a page cannot be read; the caller keeps the last resume key
         so the query can go on from there (in this run or the next)."""
@@ -120,14 +133,15 @@ class Archive:
                                     f"CDX answered HTTP {response.status_code}",
                                     response.status_code)
             rows, resume_key = parse_cdx_json(response.body)
+            del response  # the body is no longer needed while the caller stores the page
             yield rows, resume_key
             if not resume_key:
                 return
         raise RequestFailed(UrlStatus.SERVER_ERROR, f"CDX query {url} passed {MAX_CDX_PAGES} pages")
 
 
-def parse_cdx_json(body: bytes) -> tuple[list[dict], str | None]:
-    """(rows as {field: value}, resume key or None) from a CDX `output=json` answer.
+def parse_cdx_json(body: bytes) -> tuple[list[CdxRow], str | None]:
+    """(rows, resume key or None) from a CDX `output=json` answer.
 
     The Wayback Machine's: an array of arrays, the first row naming the fields; `[]` then
     `[key]` at the end carry the resume key. pywb's: one JSON object per line, with `url`,
@@ -147,14 +161,18 @@ def parse_cdx_json(body: bytes) -> tuple[list[dict], str | None]:
         rows = rows[:-2]
     if not rows:
         return [], resume_key
-    header = rows[0]
-    return [dict(zip(header, r, strict=False)) for r in rows[1:] if r], resume_key
+    where = [rows[0].index(name) if name in rows[0] else None for name in CdxRow._fields]
+    return [_cdx_row(r, where) for r in rows[1:] if r], resume_key
+
+
+def _cdx_row(values: list, where: list[int | None]) -> CdxRow:
+    return CdxRow(*(values[i] if i is not None and i < len(values) else None for i in where))
 
 
 _PYWB_FIELDS = {"url": "original", "mime": "mimetype", "status": "statuscode"}
 
 
-def _parse_cdx_lines(body: bytes) -> list[dict]:
+def _parse_cdx_lines(body: bytes) -> list[CdxRow]:
     rows = []
     for line in body.splitlines():
         if line.strip():
@@ -163,5 +181,6 @@ def _parse_cdx_lines(body: bytes) -> list[dict]:
             except ValueError as exc:
                 raise RequestFailed(UrlStatus.SERVER_ERROR,
                                     f"CDX line is not JSON: {exc}") from None
-            rows.append({_PYWB_FIELDS.get(k, k): v for k, v in record.items()})
+            named = {_PYWB_FIELDS.get(k, k): v for k, v in record.items()}
+            rows.append(CdxRow(*(named.get(name) for name in CdxRow._fields)))
     return rows

@@ -14,8 +14,10 @@ Queries are resumable (the resume key is saved after every page) and refreshed w
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -88,28 +90,37 @@ class CaptureIndex:
         self._load_covered()
 
     # -- planning and fetching ----------------------------------------------------------
-    def plan(self, urls: list[str]) -> tuple[list[Query], list[str]]:
-        """(queries for dense groups, the URLs those do not cover). One URL named many times
-        (every article links `hkcnews.com/aboutus/` at its own timestamp) gets one exact
-        query; many URLs under one host and first path segment, one prefix query."""
-        by_key: dict[str, list[str]] = {}
-        for url in urls:
-            by_key.setdefault(canonical_key(url), []).append(url)
-        exact = [exact_query(members[0]) for members in by_key.values()
-                 if len(members) >= self.bulk_threshold]
-        repeated = {q.key_prefix for q in exact}
-        urls = [m for key, members in by_key.items() if key not in repeated for m in members]
-        groups: dict[Query, list[str]] = {}
-        sparse = []
+    def plan(self, urls: Iterable[str]) -> tuple[list[Query], list[str]]:
+        """(queries, the URLs those do not cover), in one pass and in memory bounded by the
+        number of groups, not of URLs (the whole corpus streams through here). Many distinct
+        URLs under one host and first path segment get one prefix query; a sparse URL named
+        many times (every article links `hkcnews.com/aboutus/` at its own timestamp) gets one
+        exact query; the remaining sparse URLs are left to be asked one by one."""
+        threshold = self.bulk_threshold
+        members: dict[Query | None, collections.Counter] = {}  # until a group is dense
+        dense: dict[Query, None] = {}  # insertion-ordered set
         for url in urls:
             group = group_of(url)
-            if group is None:
-                sparse.append(url)
-            else:
-                groups.setdefault(group, []).append(url)
-        dense = [g for g, members in groups.items() if len(members) >= self.bulk_threshold]
-        sparse += [u for g, members in groups.items() if g not in dense for u in members]
-        return exact + dense, sparse
+            if group in dense:
+                continue
+            seen = members.setdefault(group, collections.Counter())
+            seen[url] += 1
+            if group is not None and len(seen) >= threshold:
+                dense[group] = None
+                del members[group]
+        by_key: dict[str, list[str]] = {}
+        times: collections.Counter = collections.Counter()
+        for seen in members.values():
+            for url, count in seen.items():
+                key = canonical_key(url)
+                by_key.setdefault(key, []).append(url)
+                times[key] += count
+        exact = [exact_query(spellings[0]) for key, spellings in by_key.items()
+                 if times[key] >= threshold]
+        repeated = {q.key_prefix for q in exact}
+        sparse = [u for key, spellings in by_key.items() if key not in repeated
+                  for u in spellings]
+        return exact + list(dense), sparse
 
     async def refresh(self, queries: list[Query], budget=None) -> None:
         """Run every query that is not fresh, page by page; a failure leaves it resumable."""
@@ -165,14 +176,12 @@ class CaptureIndex:
             self.db["cdx_queries"].update(query_id, {"error": str(exc)})
             raise
 
-    def _store_page(self, query_id: int, rows: list[dict], next_key: str | None) -> None:
+    def _store_page(self, query_id: int, rows: list, next_key: str | None) -> None:
         with self.db.atomic():
             self.db.conn.executemany(
                 "insert or ignore into captures (urlkey, timestamp, original, mimetype, "
                 "statuscode, digest, length, query_id) values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(r.get("urlkey"), r.get("timestamp"), r.get("original"), r.get("mimetype"),
-                  r.get("statuscode"), r.get("digest"), _int(r.get("length")), query_id)
-                 for r in rows if r.get("urlkey") and r.get("timestamp")])
+                [(*r[:6], _int(r.length), query_id) for r in rows if r.urlkey and r.timestamp])
             self.db.execute(
                 "update cdx_queries set pages = pages + 1, rows = rows + ?, resume_key = ?, "
                 "status = ?, fetched_at = case when ? is null then ? else fetched_at end, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -134,20 +135,21 @@ class Crawler:
                 snapshots = self._due("snapshot") if check else []
                 originals = self._due("original") if check else []
                 body_links = self._due("link") if check and links else []
-                groups = self._image_groups_to_fetch(saver, self._urls("image")) if images \
-                    else []
+                groups = self._image_groups_to_fetch(saver) if images else []
             else:
                 snapshots, originals, body_links = audit.snapshots, audit.originals, []
                 groups = self._image_groups_to_fetch(saver, audit.images, due_only=False)
             archived_links = [u for u in body_links if parse_wayback_url(u)]
             live_links = [u for u in body_links if not parse_wayback_url(u) and is_http_url(u)]
-            keys = [parse_wayback_url(u).original for u in snapshots + archived_links]
-            keys += originals
-            keys += [_original(urls[0]) for urls in groups]
+            keys = itertools.chain((_original(u) for u in snapshots + archived_links), originals,
+                                   (_original(urls[0]) for urls in groups))
             await index.refresh(index.plan(keys)[0], budget)
             await self._check_snapshots(archive, index, snapshots, budget,
                                         use_index=audit is None)
             await self._check_snapshots(archive, index, archived_links, budget, phase="links")
+            # the whole corpus's worth of URLs: kept only if other archives are to be asked
+            lookups = snapshots if self.config.memento.timemaps else []
+            del snapshots, archived_links
             # live pages and archived images pace on different limiters: run side by side,
             # so a slow live host does not hold up the archive (or the other way round)
             await asyncio.gather(self._check_originals(client, index, originals, budget),
@@ -155,8 +157,8 @@ class Crawler:
                                  self._check_originals(client, index, live_links, budget,
                                                        phase="links"))
             if self.config.memento.timemaps and not budget.exhausted():
-                await self._look_elsewhere(client, saver, snapshots + list(
-                    _flatten(groups)), budget)
+                await self._look_elsewhere(client, saver, lookups + list(_flatten(groups)),
+                                           budget)
             self.summary.requests = client.requests_sent
             self.summary.unreachable = {o: e.first_error for o, e in client.down_hosts.items()}
         self.summary.regressions = self.ledger.regressions
@@ -265,28 +267,59 @@ class Crawler:
         await _pool(urls, check, self._recorder(counter, phase), budget)
         self.progress.finish(phase, f"{len(urls)} due ({_counts(counter)})")
 
-    def _image_groups_to_fetch(self, saver: ImageSaver, image_urls: list[str],
+    def _image_groups_to_fetch(self, saver: ImageSaver, image_urls: list[str] | None = None,
                                due_only: bool = True) -> list[list[str]]:
-        """Groups of image URLs naming one image that is not saved yet (and is due). A URL
-        whose own row is saved costs one stat; only the others are canonicalised."""
-        rows = {r["url"]: r for r in self.ledger.db["images"].rows}
-        saved_by_key = {r["urlkey"]: r for r in rows.values()
-                        if r.get("urlkey") and saver.already_saved(r)}
-        unsaved = [u for u in image_urls if not saver.already_saved(rows.get(u))]
-        self.summary.images["already_saved"] += len(image_urls) - len(unsaved)
+        """Groups of image URLs naming one image that is not saved yet (and is due): those of
+        `image_urls`, or of the whole corpus. A saved image costs one stat and no memory (the
+        corpus's 133k image URLs stay in the ledger); only unsaved URLs are canonicalised."""
+        db = self.ledger.db
+        broken = {url for url, path, size in db.execute(
+            "select url, local_path, bytes from images where status = 'saved'")
+            if not saver.file_intact(path, size)}
+        if image_urls is None:
+            total, unsaved = self._unsaved_images(broken)
+        else:
+            wanted = set(image_urls)
+            saved = {url for (url,) in db.execute(
+                "select url from images where status = 'saved'") if url in wanted} - broken
+            total, unsaved = len(image_urls), [u for u in image_urls if u not in saved]
+        self.summary.images["already_saved"] += total - len(unsaved)
+        any_saved = db.execute("select 1 from images where status = 'saved' limit 1").fetchone()
         pending = []
         for key, urls in same_image_groups(unsaved).items():
-            saved = saved_by_key.get(key)
-            if saved is None:
+            saved_row = self._saved_image(saver, key) if any_saved else None
+            if saved_row is None:
                 pending.append(urls)
                 continue
             self.summary.images["already_saved"] += len(urls)
             for url in urls:  # another spelling of a saved image
-                self.ledger.record_image({**saved, "url": url, "original_url": _original(url)})
+                self.ledger.record_image({**saved_row, "url": url, "original_url": _original(url)})
         if not due_only:
             return pending
-        due = set(due_urls(self.ledger.db, [urls[0] for urls in pending], self.config.schedule))
+        due = set(due_urls(db, [urls[0] for urls in pending], self.config.schedule))
         return [urls for urls in pending if urls[0] in due]
+
+    def _unsaved_images(self, broken: set[str]) -> tuple[int, list[str]]:
+        """(how many image URLs the corpus has, those not saved or saved but broken)."""
+        rows = self.ledger.db.execute(
+            "select l.url, i.status = 'saved' from (select distinct l.url from links l "
+            "join articles a on a.path = l.article_path where l.role = 'image' "
+            "and a.parse_status != 'error' and a.removed_at is null) l "
+            "left join images i on i.url = l.url order by l.url")
+        total, unsaved = 0, []
+        for url, saved in rows:
+            total += 1
+            if not saved or url in broken:
+                unsaved.append(url)
+        return total, unsaved
+
+    def _saved_image(self, saver: ImageSaver, urlkey: str) -> dict | None:
+        """A saved, intact image with this canonical key (another spelling of it)."""
+        for row in self.ledger.db.query(
+                "select * from images where urlkey = ? and status = 'saved'", [urlkey]):
+            if saver.file_intact(row["local_path"], row["bytes"]):
+                return row
+        return None
 
     async def _save_images(self, saver: ImageSaver, index: CaptureIndex,
                            groups: list[list[str]], budget: Budget) -> None:

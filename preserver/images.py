@@ -9,6 +9,7 @@ derived from its URL. An image already on disk with the recorded hash is not fet
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from dataclasses import dataclass
@@ -62,13 +63,13 @@ class ImageSaver:
         self.media_root = media_root
         self.max_bytes = max_bytes
 
-    def already_saved(self, row: dict | None) -> bool:
-        """True when the ledger says saved and the file is still there with its size. (The
-        hash was checked when it was written; rehashing 133k files every hour is not.)"""
-        if not row or row.get("status") != ImageStatus.SAVED or not row.get("local_path"):
+    def file_intact(self, local_path: str | None, size: int | None) -> bool:
+        """Is a saved image still on disk with its recorded size? (The hash was checked when
+        it was written; rehashing 133k files every hour is not.)"""
+        if not local_path:
             return False
         try:
-            return (self.media_root / row["local_path"]).stat().st_size == row.get("bytes")
+            return (self.media_root / local_path).stat().st_size == size
         except OSError:
             return False
 
@@ -110,11 +111,10 @@ class ImageSaver:
         if wayback and final and final.timestamp != wayback.timestamp and not response.redirects:
             check.status = UrlStatus.REDIRECTED if check.status == UrlStatus.OK else check.status
             check.final_url = final.canonical("")
-        row.update(self._store(response, row["original_url"]))
-        if capture is not None and row["status"] == ImageStatus.SAVED and capture.digest:
-            row["digest_ok"] = int(_sha1_base32(response.body) == capture.digest)
-            if not row["digest_ok"]:
-                row["error"] = f"bytes differ from the CDX digest {capture.digest}"
+        # hashing and the fsync run in a worker thread: the event loop keeps other
+        # downloads moving meanwhile (both release the GIL)
+        row.update(await asyncio.to_thread(self._store, response, row["original_url"],
+                                           capture.digest if capture is not None else None))
         if row["status"] != ImageStatus.SAVED:
             check.error = row["error"]
         return ImageOutcome(row, check)
@@ -127,8 +127,9 @@ class ImageSaver:
                 "source_url": None, "saved_at": None, "capture_timestamp": None, "error": None,
                 "digest_ok": None}
 
-    def _store(self, response, original: str) -> dict:
-        """Validate and write; returns the image columns that depend on the bytes."""
+    def _store(self, response, original: str, digest: str | None = None) -> dict:
+        """Validate, write, and compare with the CDX `digest` if one is known; returns the
+        image columns that depend on the bytes."""
         code = response.status_code
         if response.too_large:
             return {"status": ImageStatus.TOO_LARGE,
@@ -146,7 +147,12 @@ class ImageSaver:
         note = None
         if claimed.startswith("image/") and claimed != kind and claimed != "image/jpg":
             note = f"served as {claimed} but the bytes are {kind}"
-        return self._write(response.body, kind, original, note)
+        row = self._write(response.body, kind, original, note)
+        if digest and row["status"] == ImageStatus.SAVED:
+            row["digest_ok"] = int(_sha1_base32(response.body) == digest)
+            if not row["digest_ok"]:
+                row["error"] = f"bytes differ from the CDX digest {digest}"
+        return row
 
     def _write(self, data: bytes, kind: str, original: str, note: str | None) -> dict:
         relpath = media_relpath(original, kind)

@@ -81,7 +81,8 @@ PRIMARY_KEYS = {
 }
 INDEXES = [
     ("links", ["url"]), ("links", ["article_path"]), ("urls", ["status"]), ("checks", ["url"]),
-    ("checks", ["run_id"]), ("images", ["status"]), ("articles", ["parse_status"]),
+    ("checks", ["run_id"]), ("images", ["status"]), ("images", ["urlkey"]),
+    ("articles", ["parse_status"]),
     ("cdx_queries", ["url", "match_type"]),
 ]
 UNIQUE_INDEXES = [("captures", ["urlkey", "timestamp", "statuscode", "digest"])]

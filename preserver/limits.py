@@ -5,8 +5,10 @@ client keeps sending after 429s. So a limiter here is shared by the whole proces
 (CDX, replay, availability, save), spaces request starts evenly below the configured rate, caps
 concurrency, and when any request of the class draws a 429 or a refused connection it pauses
 the *whole class*, twice as long each time, then lets one request probe before the others
-follow. After `max_strikes` such signals the class is stopped for the run: every later request
-fails at once with `rate_limited` instead of risking a block.
+follow, and the class keeps 80% of its former pace for the rest of the run (the configured rate
+was evidently too high: the next window should not draw another 429). After `max_strikes` such
+signals the class is stopped for the run: every later request fails at once with
+`rate_limited` instead of risking a block.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import time
 
 from .errors import RequestFailed
 from .status import UrlStatus
+
+SLOWDOWN = 0.8  # after a 429 a class keeps this fraction of its pace, for the rest of the run
 
 
 class RateLimiter:
@@ -62,7 +66,8 @@ class RateLimiter:
 
     async def _wait_turn(self, precheck) -> None:
         """Wait until the next start is due. Turns are not reserved ahead: a waiter that
-        wakes to find its class stopped or its host dead has spent nothing."""
+        wakes to find its class stopped or its host dead has spent nothing. Starts keep to a
+        grid of `interval`, so over any window of W seconds at most W / interval + 1 start."""
         while True:
             async with self._lock:
                 self._raise_if_stopped()
@@ -71,7 +76,10 @@ class RateLimiter:
                 now = time.monotonic()
                 start = max(self._next_start, self._paused_until)
                 if start <= now:
-                    self._next_start = now + self.interval
+                    # on a grid: a turn taken a little late (a busy event loop) does not
+                    # push every later turn back; after an idle spell the grid starts anew
+                    late = now - start < self.interval
+                    self._next_start = (start if late else now) + self.interval
                     self.requests += 1
                     return
             await asyncio.sleep(start - now)
@@ -83,9 +91,10 @@ class RateLimiter:
             raise stopped
 
     def penalise(self, why: str) -> None:
-        """A 429 or refused connection: pause the whole class, twice as long each time;
-        stop it after too many."""
+        """A 429 or refused connection: pause the whole class, twice as long each time, and
+        slow it down; stop it after too many."""
         self.strikes += 1
+        self.interval /= SLOWDOWN
         self._probing = True
         pause = self.pause_seconds * 2 ** (self.strikes - 1)
         self._paused_until = max(self._paused_until, time.monotonic() + pause)

@@ -114,7 +114,7 @@ class PageSaver:
         try:
             async for rows, _ in self.archive.cdx_pages(url, "exact", page_size=1000,
                                                         from_ts=requested[:8]):
-                new = sorted(r["timestamp"] for r in rows if r.get("timestamp", "") >= requested)
+                new = sorted(r.timestamp for r in rows if (r.timestamp or "") >= requested)
                 if new:
                     return {"status": "verified", "capture_timestamp": new[0],
                             "verified_at": now()}

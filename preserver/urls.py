@@ -64,8 +64,11 @@ def parse_wayback_url(url: str) -> WaybackURL | None:
     Never raises. Accepts `http(s)://web.archive.org/web/...` and `/web/...`; a single slash
     after the embedded scheme (`https:/host`) is read as two, as the archive does.
     """
-    if not isinstance(url, str):
-        return None
+    return _parse_wayback_url(url) if isinstance(url, str) else None
+
+
+@functools.lru_cache(maxsize=16384)  # an image URL is parsed in several steps of its save
+def _parse_wayback_url(url: str) -> WaybackURL | None:
     if url.startswith("/web/"):
         path = url
     elif prefix := _ARCHIVE_PREFIX.match(url):

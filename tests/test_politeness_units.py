@@ -43,6 +43,52 @@ def test_limiter_spaces_requests_evenly():
     assert all(gap >= 0.095 for gap in gaps), gaps
 
 
+def test_a_late_turn_does_not_push_back_every_later_one():
+    """A busy event loop wakes a waiter late; the pace must not drop by that lateness for
+    every request after it (that cost preserver a fifth of its replay rate)."""
+    async def main():
+        limiter = RateLimiter("t", per_minute=6000)  # one every 10 ms
+        limiter._next_start = time.monotonic() - 0.004  # this turn was due 4 ms ago
+        due = limiter._next_start
+        async with limiter.slot():
+            pass
+        return due, limiter._next_start
+
+    due, next_start = asyncio.run(main())
+    assert next_start == pytest.approx(due + 0.010)
+
+
+def test_a_busy_loop_never_lets_the_limiter_exceed_its_rate():
+    """Over any window of W seconds at most W / interval + 1 requests start, however late
+    the loop wakes the waiters."""
+    async def main():
+        limiter = RateLimiter("t", per_minute=12000, concurrency=3)  # one every 5 ms
+        starts = []
+
+        async def request(k: int):
+            async with limiter.slot():
+                starts.append(time.monotonic())
+                if k % 7 == 0:
+                    time.sleep(0.008)  # block the whole loop, as a slow fsync would
+                await asyncio.sleep(0.001)
+
+        await asyncio.gather(*(request(k) for k in range(150)))
+        return starts
+
+    starts = sorted(asyncio.run(main()))
+    for window in (0.02, 0.1, 0.3):
+        most = max(sum(1 for t in starts if s <= t < s + window) for s in starts)
+        assert most <= window / 0.005 + 1, (window, most)
+
+
+def test_a_429_slows_its_class_for_the_rest_of_the_run():
+    limiter = RateLimiter("replay", per_minute=540, pause_seconds=0.0, max_strikes=5)
+    limiter.penalise("HTTP 429")
+    assert 60 / limiter.interval == pytest.approx(540 * 0.8)
+    limiter.penalise("HTTP 429")
+    assert 60 / limiter.interval == pytest.approx(540 * 0.8 * 0.8)
+
+
 def test_a_429_pauses_the_whole_class_and_repeated_ones_stop_it():
     async def main():
         limiter = RateLimiter("CDX", per_minute=6000, pause_seconds=0.3, max_strikes=2)
