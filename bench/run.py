@@ -41,13 +41,20 @@ if str(REPO) not in sys.path:  # `python bench/run.py` puts bench/, not the repo
     sys.path.insert(0, str(REPO))
 
 from bench import corpus, world  # noqa: E402
+from preserver.config import ArchiveConfig  # noqa: E402
 from tests.servers import url_key  # noqa: E402
 from tests.servers.model import ascii_url  # noqa: E402
 
 BIN = Path(sys.executable).parent
 GNU_TIME = "/usr/bin/time"  # Debian's `time` package; without it RSS falls back to wait4
-MARGIN = 0.8  # preserver (and the baseline's sleeps, and lychee's interval) at 80% of limits
-REPLAY_CONCURRENCY = 3
+DEFAULTS = ArchiveConfig()
+# preserver runs at its own defaults, as fractions of archive.org's published limits (CDX
+# 24 of 30/min, replay 540 of 600/min). It sends no availability requests; the naive baseline
+# gets replay's fraction of that limit. lychee's interval uses replay's.
+PACE = {"cdx": DEFAULTS.cdx_per_minute / world.REAL_PER_MINUTE["cdx"],
+        "replay": DEFAULTS.replay_per_minute / world.REAL_PER_MINUTE["replay"]}
+PACE["availability"] = PACE["replay"]
+REPLAY_CONCURRENCY = DEFAULTS.replay_concurrency
 CDX_PAGE_LINES = 150_000  # archive.org's most lines per CDX query: the bulk-query floor
 _REPLAY_PATH = re.compile(r"/web/\d{1,14}(?:[a-z]{2}_)?/(.+)", re.S)
 
@@ -64,9 +71,9 @@ def preserver_settings(work: Path, corpus_dir: Path, w: world.World) -> dict[str
         "archive": {
             "base_url": w.archive.base_url,
             "availability_url": w.archive.availability_url,
-            "cdx_per_minute": MARGIN * limits.per_minute("cdx"),
-            "replay_per_minute": MARGIN * limits.per_minute("replay"),
-            "availability_per_minute": MARGIN * limits.per_minute("availability"),
+            "cdx_per_minute": PACE["cdx"] * limits.per_minute("cdx"),
+            "replay_per_minute": PACE["replay"] * limits.per_minute("replay"),
+            "availability_per_minute": PACE["availability"] * limits.per_minute("availability"),
             "replay_concurrency": REPLAY_CONCURRENCY,
             "pause_after_429_seconds": 60.0 / limits.scale,
         },
@@ -288,8 +295,8 @@ def run_preserver(b: Bench) -> tuple[Result, Result]:
 
 
 def baseline_sleeps(limits: world.Limits) -> dict[str, float]:
-    """A fixed sleep before each request of a class: 60 s / (80% of its scaled limit)."""
-    return {c: 60.0 / (MARGIN * limits.per_minute(c)) for c in ("availability", "replay")}
+    """A fixed sleep before each request of a class: 60 s / (PACE of its scaled limit)."""
+    return {c: 60.0 / (PACE[c] * limits.per_minute(c)) for c in ("availability", "replay")}
 
 
 def run_baseline(b: Bench) -> Result:
@@ -337,7 +344,7 @@ def lychee_binary() -> tuple[str | None, str]:
 
 
 def lychee_flags(limits: world.Limits) -> list[str]:
-    interval_us = round(60e6 / (MARGIN * limits.per_minute("replay")))
+    interval_us = round(60e6 / (PACE["replay"] * limits.per_minute("replay")))
     return ["--no-progress", "--mode", "plain", "--accept", "200", "--max-retries", "1",
             "--host-concurrency", str(REPLAY_CONCURRENCY),
             "--host-request-interval", f"{interval_us}us", "--timeout", "60"]
@@ -385,6 +392,27 @@ def run_scan(args: argparse.Namespace, tmp: Path) -> Result:
     shutil.rmtree(folder / "corpus", ignore_errors=True)
     return Result(f"preserver scan, {args.scan_articles:,} articles (no network)", m.wall,
                   rss_mb=m.rss_mb, cpu_s=m.cpu, exit=str(m.code), outcome=outcome)
+
+
+def run_whole(args: argparse.Namespace, tmp: Path) -> list[Result]:
+    """A whole run (scan, CDX, checks, every image) of a large corpus, then a second run: for
+    peak memory at that size. Its own world, at a higher scale so that it ends in minutes."""
+    whole_args = argparse.Namespace(**{**vars(args), "articles": args.whole_articles,
+                                       "scale": args.whole_scale,
+                                       "latency_ms": args.whole_latency_ms})
+    folder = tmp / "whole"
+    folder.mkdir()
+    b = setup(whole_args, folder)
+    try:
+        first, second = run_preserver(b)
+    finally:
+        b.world.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    label = (f"{args.whole_articles:,} articles (×{args.whole_scale:g}, "
+             f"{args.whole_latency_ms:g} ms; {b.world.facts.distinct_images:,} distinct images)")
+    first.name = f"preserver, whole run, {label}"
+    second.name = f"preserver, 2nd run, {label}"
+    return [first, second]
 
 
 # -- medians over --repeat -------------------------------------------------------------------
@@ -482,28 +510,29 @@ def ratio_line(name: str, mine: Result, other: Result | None) -> str:
 
 
 def configured_line(facts: world.Facts, limits: world.Limits, mine: Result) -> str:
-    """The same bound at the pace preserver is configured to keep (80% of the rate, 3 of the
+    """The same bound at the pace preserver is configured to keep (PACE of the rate, 3 of the
     3–4 connections the archive tolerates): how much of its wall time is its own."""
     replay = facts.images["exact"] + facts.images["elsewhere"]
-    rate = limits.per_minute("replay") / 60.0 * MARGIN
+    rate = limits.per_minute("replay") / 60.0 * PACE["replay"]
     if limits.latency_ms > 0:
         rate = min(rate, REPLAY_CONCURRENCY / (limits.latency_ms / 1000.0))
     bound = replay / rate
     if not mine.wall:
         return f"- bound at preserver's configured pace: {bound:,.1f} s"
-    return (f"- bound at preserver's configured pace ({rate:,.0f} replays/s: {MARGIN:.0%} of "
-            f"the rate, {REPLAY_CONCURRENCY} connections): {bound:,.1f} s; preserver's wall ÷ "
-            f"that = **{mine.wall / bound:.2f}**")
+    return (f"- bound at preserver's configured pace ({rate:,.0f} replays/s: "
+            f"{PACE['replay']:.0%} of the rate, {REPLAY_CONCURRENCY} connections): "
+            f"{bound:,.1f} s; preserver's wall ÷ that = **{mine.wall / bound:.2f}**")
 
 
 def limits_table(limits: world.Limits) -> list[str]:
     lines = ["| endpoint class | archive.org (per IP) | here (× scale, window "
-             f"{limits.window:g} s) | preserver configured (80%) |", "|---|---|---|---|"]
+             f"{limits.window:g} s) | preserver configured (its defaults × scale) |",
+             "|---|---|---|---|"]
     for c, real in world.REAL_PER_MINUTE.items():
         label = "CDX + TimeMap (one pool)" if c == "cdx" else c
         lines.append(f"| {label} | {real}/min | {limits.per_minute(c):,.0f}/min "
-                     f"({limits.per_minute(c) / 60:,.0f}/s) | {MARGIN * limits.per_minute(c):,.0f}"
-                     "/min |")
+                     f"({limits.per_minute(c) / 60:,.0f}/s) | "
+                     f"{PACE[c] * limits.per_minute(c):,.0f}/min ({PACE[c]:.0%}) |")
     lines.append(f"| replay concurrency | 3–4 | {world.REAL_REPLAY_CONCURRENCY} (5th in flight "
                  f"gets 429) | {REPLAY_CONCURRENCY} |")
     return lines
@@ -532,12 +561,21 @@ On this 2-core machine the archive and the contender share the cores.
 """
 
 
-def report(b: Bench, results: dict[str, Result], scan: Result | None, started: float) -> str:
+def scrub(text: str, tmp: Path) -> str:
+    """No path of the machine the benchmark ran on goes into BENCHMARKS.md."""
+    for path, label in ((str(tmp), "<tmp>"), (str(BIN), ".venv/bin"),
+                        (sys.executable, ".venv/bin/python"), (str(REPO), "."),
+                        (tempfile.gettempdir(), "<tmp>")):
+        text = text.replace(path, label)
+    return text
+
+
+def report(b: Bench, results: dict[str, Result], extra: list[Result], started: float) -> str:
     args, facts, limits = b.args, b.world.facts, b.world.limits
     refs = sum(len(a.images) for a in b.articles)
     lines = [
         "# Benchmarks", "",
-        f"Command: `{shlex.join([sys.executable, *sys.argv])}` (cwd `{Path.cwd()}`)",
+        f"Command: `{shlex.join(['python', *sys.argv])}`",
         "",
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; total time of this "
         f"benchmark {time.monotonic() - started:,.0f} s",
@@ -555,25 +593,27 @@ def report(b: Bench, results: dict[str, Result], scan: Result | None, started: f
         "- live site: hkcnews.com and www.hkcnews.com mapped with `[live] origins` to "
         + ("a closed port on 127.0.0.1 (connection refused: a dead host)"
            if b.world.live_mode == "refused" else "a LiveSite answering 404 to everything"),
-        f"- preserver configured at {MARGIN:.0%} of the scaled limits, with "
+        "- preserver runs with its default rates times the scale (replay "
+        f"{PACE['replay']:.0%} and CDX {PACE['cdx']:.0%} of the limits), with "
         "`pause_after_429_seconds` and the `[retry]` waits divided by the scale (see its "
-        "config.toml below); the naive baseline sleeps and lychee's request interval use the "
-        "same 80% rates",
+        "config.toml below); the naive baseline sleeps and lychee's request interval keep "
+        f"{PACE['replay']:.0%} of the limits too",
         f"- bound: {b.bound_detail}", "",
         *limits_table(limits), "",
         "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS),
-        *[row(r) for r in results.values()], *([row(scan)] if scan else []), "",
+        *[row(r) for r in results.values()], *[row(r) for r in extra], "",
         ratio_line("naive baseline", results["preserver"], results.get("baseline")),
         ratio_line("lychee", results["preserver"], results.get("lychee")),
         configured_line(facts, limits, results["preserver"]), "",
         "Requests as the archive saw them (first and last request of each kind, in seconds "
         "after the contender started; its wall time is in the table):", "",
-        *[f"- {r.name}: {r.phases or 'none'}" for r in results.values() if r.wall], "",
+        *[f"- {r.name}: {r.phases or 'none'}" for r in [*results.values(), *extra]
+          if r.wall and r.requests is not None], "",
         HOW_TO_READ,
         "## Exact commands", "",
         *[f"- {name}:\n\n```\n{cmd.strip()}\n```\n" for name, cmd in b.commands.items()],
     ]
-    return "\n".join(lines) + "\n"
+    return scrub("\n".join(lines) + "\n", b.tmp)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -583,6 +623,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency-ms", type=float, default=20.0)
     p.add_argument("--repeat", type=int, default=1, help="runs per contender (medians)")
     p.add_argument("--scan-articles", type=int, default=50_000, help="0 skips the scan")
+    p.add_argument("--whole-articles", type=int, default=50_000,
+                   help="a whole preserver run (first and second) at this size, for its peak "
+                        "memory, in its own world (0 skips it)")
+    p.add_argument("--whole-scale", type=float, default=1000.0,
+                   help="limits × this for the whole run (memory does not depend on the pace)")
+    p.add_argument("--whole-latency-ms", type=float, default=1.0)
     p.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     p.add_argument("--skip-lychee", action="store_true")
     p.add_argument("--skip-baseline", action="store_true")
@@ -627,8 +673,9 @@ def main(argv: list[str] | None = None) -> int:
             results = run_all(b)
         finally:
             b.world.stop()
-        scan = run_scan(args, tmp) if args.scan_articles > 0 else None
-        text = report(b, results, scan, started)
+        extra = [run_scan(args, tmp)] if args.scan_articles > 0 else []
+        extra += run_whole(args, tmp) if args.whole_articles > 0 else []
+        text = report(b, results, extra, started)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

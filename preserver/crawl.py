@@ -32,10 +32,11 @@ from .live import check_live
 from .memento import OtherArchives
 from .progress import LineProgress
 from .saves import PageSaver, candidates, keys_from_environment
-from .schedule import Budget, due_urls
+from .schedule import Budget, due_params, due_sql
 from .status import CheckResult, ParseStatus, RunStatus
 from .storage import clean_partial_files
 from .urls import canonical_key, is_http_url, parse_wayback_url
+from .worklist import Worklist
 
 log = logging.getLogger("preserver")
 WORKERS = 16
@@ -43,6 +44,10 @@ SCAN_BATCH = 2000  # articles written per transaction
 PARALLEL_SCAN_FILES = 2000  # below this, worker processes cost more than they save
 SCAN_CHUNK = 250
 SCAN_CHUNKS_AHEAD = 8
+_END = object()
+_CORPUS_URLS = ("select distinct l.url as url from links l join articles a on a.path = "
+                "l.article_path where l.role = :role and a.parse_status != 'error' "
+                "and a.removed_at is null")
 
 
 @dataclass
@@ -131,34 +136,35 @@ class Crawler:
             index = CaptureIndex(self.ledger.db, archive, self.config)
             saver = ImageSaver(client, archive, self.config.media_path,
                                self.config.security.max_image_bytes)
-            if audit is None:
-                snapshots = self._due("snapshot") if check else []
-                originals = self._due("original") if check else []
-                body_links = self._due("link") if check and links else []
-                groups = self._image_groups_to_fetch(saver) if images else []
+            db = self.ledger.db
+            if audit is None:  # worklists: the corpus's URLs stay in the ledger, not in memory
+                snapshots = self._due("snapshot", check)
+                originals = self._due("original", check)
+                body_links = list(self._due("link", check and links))
+                image_keys = self._image_work(saver, None if images else [])
             else:
-                snapshots, originals, body_links = audit.snapshots, audit.originals, []
-                groups = self._image_groups_to_fetch(saver, audit.images, due_only=False)
+                snapshots = Worklist.of(db, "snapshot", audit.snapshots)
+                originals = Worklist.of(db, "original", audit.originals)
+                body_links = []
+                image_keys = self._image_work(saver, audit.images, due_only=False)
             archived_links = [u for u in body_links if parse_wayback_url(u)]
             live_links = [u for u in body_links if not parse_wayback_url(u) and is_http_url(u)]
-            keys = itertools.chain((_original(u) for u in snapshots + archived_links), originals,
-                                   (_original(urls[0]) for urls in groups))
+            keys = itertools.chain((_original(u) for u in snapshots), originals,
+                                   (_original(u) for u in archived_links), self._image_firsts())
             await index.refresh(index.plan(keys)[0], budget)
             await self._check_snapshots(archive, index, snapshots, budget,
                                         use_index=audit is None)
             await self._check_snapshots(archive, index, archived_links, budget, phase="links")
-            # the whole corpus's worth of URLs: kept only if other archives are to be asked
-            lookups = snapshots if self.config.memento.timemaps else []
-            del snapshots, archived_links
             # live pages and archived images pace on different limiters: run side by side,
             # so a slow live host does not hold up the archive (or the other way round)
             await asyncio.gather(self._check_originals(client, index, originals, budget),
-                                 self._save_images(saver, index, groups, budget),
+                                 self._save_images(saver, index, image_keys, budget),
                                  self._check_originals(client, index, live_links, budget,
                                                        phase="links"))
             if self.config.memento.timemaps and not budget.exhausted():
-                await self._look_elsewhere(client, saver, lookups + list(_flatten(groups)),
-                                           budget)
+                checked = [*snapshots, *(url for key in image_keys
+                                         for url in self._image_group(key))]
+                await self._look_elsewhere(client, saver, checked, budget)
             self.summary.requests = client.requests_sent
             self.summary.unreachable = {o: e.first_error for o, e in client.down_hosts.items()}
         self.summary.regressions = self.ledger.regressions
@@ -217,34 +223,40 @@ class Crawler:
             self.summary.requests = client.requests_sent
         self.progress.finish("saves", f"{len(urls)} submitted ({_counts(self.summary.saves)})")
 
-    def _due(self, role: str) -> list[str]:
-        return due_urls(self.ledger.db, self._urls(role), self.config.schedule)
+    def _due(self, role: str, wanted: bool = True) -> Worklist:
+        """The corpus's URLs of this role that are due, stalest first (empty if not wanted)."""
+        worklist = Worklist(self.ledger.db, role)
+        if wanted:
+            worklist.fill(due_sql(_CORPUS_URLS), {"role": role,
+                                                  **due_params(self.config.schedule)})
+        return worklist
 
-    async def _check_snapshots(self, archive: Archive, index: CaptureIndex, urls: list[str],
+    async def _check_snapshots(self, archive: Archive, index: CaptureIndex, urls,
                                budget: Budget, use_index: bool = True,
                                phase: str = "snapshots") -> None:
         """Snapshots (and archived body links): from the index where it covers them."""
         if not urls and phase != "snapshots":
             return
         counter = self.summary.snapshots if phase == "snapshots" else self.summary.links
-        remote, local = [], []
-        for url in urls:
-            wayback = parse_wayback_url(url)
-            if use_index and index.covers(wayback.original):
-                local.append(index.snapshot_result(url, wayback))
-            else:
-                remote.append(url)
         self.progress.start(phase, len(urls), self.config.archive.replay_per_minute / 60)
-        for start in range(0, len(local), SCAN_BATCH):
-            self.ledger.record_checks(local[start : start + SCAN_BATCH])
-            self.progress.advance(phase, len(local[start : start + SCAN_BATCH]))
-        counter.update(r.status.value for r in local)
+        remote, batch, local = [], [], 0
+        for url in [*urls, None]:  # None: the end, write the last batch
+            wayback = parse_wayback_url(url)
+            if wayback is not None and use_index and index.covers(wayback.original):
+                batch.append(index.snapshot_result(url, wayback))
+            elif url is not None:
+                remote.append(url)
+            if len(batch) >= SCAN_BATCH or (url is None and batch):
+                self.ledger.record_checks(batch)  # in batches: not 50,000 results in memory
+                counter.update(r.status.value for r in batch)
+                self.progress.advance(phase, len(batch))
+                local, batch = local + len(batch), []
         await _pool(remote, archive.check_snapshot,
                     self._recorder(counter, phase), budget)
-        self.progress.finish(phase, f"{len(urls)} due, {len(local)} answered from the CDX "
+        self.progress.finish(phase, f"{len(urls)} due, {local} answered from the CDX "
                                     f"index ({_counts(counter)})")
 
-    async def _check_originals(self, client: HttpClient, index: CaptureIndex, urls: list[str],
+    async def _check_originals(self, client: HttpClient, index: CaptureIndex, urls,
                                budget: Budget, phase: str = "originals") -> None:
         """Originals on the live web, with their archive coverage (live body links: without)."""
         if not urls and phase != "originals":
@@ -267,51 +279,88 @@ class Crawler:
         await _pool(urls, check, self._recorder(counter, phase), budget)
         self.progress.finish(phase, f"{len(urls)} due ({_counts(counter)})")
 
-    def _image_groups_to_fetch(self, saver: ImageSaver, image_urls: list[str] | None = None,
-                               due_only: bool = True) -> list[list[str]]:
-        """Groups of image URLs naming one image that is not saved yet (and is due): those of
-        `image_urls`, or of the whole corpus. A saved image costs one stat and no memory (the
-        corpus's 133k image URLs stay in the ledger); only unsaved URLs are canonicalised."""
+    def _image_work(self, saver: ImageSaver, image_urls: list[str] | None = None,
+                    due_only: bool = True) -> Worklist:
+        """The images to fetch, as a worklist of canonical keys: one per image that is not
+        saved yet (and is due), whatever spellings the corpus uses for it (`image_urls`, or
+        every image of the corpus). `temp.image_urls` maps each key to its spellings. A saved
+        image costs one stat; only unsaved URLs are canonicalised."""
         db = self.ledger.db
-        broken = {url for url, path, size in db.execute(
-            "select url, local_path, bytes from images where status = 'saved'")
-            if not saver.file_intact(path, size)}
-        if image_urls is None:
-            total, unsaved = self._unsaved_images(broken)
-        else:
-            wanted = set(image_urls)
-            saved = {url for (url,) in db.execute(
-                "select url from images where status = 'saved'") if url in wanted} - broken
-            total, unsaved = len(image_urls), [u for u in image_urls if u not in saved]
-        self.summary.images["already_saved"] += total - len(unsaved)
-        any_saved = db.execute("select 1 from images where status = 'saved' limit 1").fetchone()
-        pending = []
-        for key, urls in same_image_groups(unsaved).items():
-            saved_row = self._saved_image(saver, key) if any_saved else None
-            if saved_row is None:
-                pending.append(urls)
-                continue
-            self.summary.images["already_saved"] += len(urls)
-            for url in urls:  # another spelling of a saved image
-                self.ledger.record_image({**saved_row, "url": url, "original_url": _original(url)})
-        if not due_only:
-            return pending
-        due = set(due_urls(db, [urls[0] for urls in pending], self.config.schedule))
-        return [urls for urls in pending if urls[0] in due]
+        with db.conn:
+            db.execute("drop table if exists temp.image_urls")
+            db.execute("create temp table image_urls (url text primary key, saved int, "
+                       "urlkey text)")
+            if image_urls is None:
+                db.execute("insert into temp.image_urls (url, saved) select c.url, "
+                           f"i.status = 'saved' from ({_CORPUS_URLS}) c "
+                           "left join images i on i.url = c.url", {"role": "image"})
+            else:
+                db.conn.executemany("insert or ignore into temp.image_urls (url, saved) "
+                                    "values (?, 0)", [(u,) for u in image_urls])
+                db.execute("update temp.image_urls set saved = 1 where url in "
+                           "(select url from images where status = 'saved')")
+        self._unmark_broken(saver)
+        self.summary.images["already_saved"] += db.execute(
+            "select count(*) from temp.image_urls where saved").fetchone()[0]
+        with db.conn:
+            db.execute("delete from temp.image_urls where saved")
+        self._canonicalise_image_urls()
+        self._copy_other_spellings(saver)
+        groups = "select min(url) as url, urlkey from temp.image_urls group by urlkey"
+        if due_only:
+            return Worklist(db, "images").fill(due_sql(groups, "c.urlkey"),
+                                               due_params(self.config.schedule))
+        return Worklist(db, "images").fill(f"select urlkey from ({groups}) order by url")
 
-    def _unsaved_images(self, broken: set[str]) -> tuple[int, list[str]]:
-        """(how many image URLs the corpus has, those not saved or saved but broken)."""
+    def _unmark_broken(self, saver: ImageSaver) -> None:
+        """Saved in the ledger but gone (or changed) on disk: fetch again."""
         rows = self.ledger.db.execute(
-            "select l.url, i.status = 'saved' from (select distinct l.url from links l "
-            "join articles a on a.path = l.article_path where l.role = 'image' "
-            "and a.parse_status != 'error' and a.removed_at is null) l "
-            "left join images i on i.url = l.url order by l.url")
-        total, unsaved = 0, []
-        for url, saved in rows:
-            total += 1
-            if not saved or url in broken:
-                unsaved.append(url)
-        return total, unsaved
+            "select i.url, i.local_path, i.bytes from images i join temp.image_urls w "
+            "on w.url = i.url where w.saved")
+        broken = [(url,) for url, path, size in rows if not saver.file_intact(path, size)]
+        with self.ledger.db.conn:
+            self.ledger.db.conn.executemany(
+                "update temp.image_urls set saved = 0 where url = ?", broken)
+
+    def _canonicalise_image_urls(self) -> None:
+        db, last = self.ledger.db, 0
+        while rows := db.execute("select rowid, url from temp.image_urls where rowid > ? "
+                                 "order by rowid limit ?", [last, SCAN_BATCH]).fetchall():
+            with db.conn:
+                db.conn.executemany("update temp.image_urls set urlkey = ? where rowid = ?",
+                                    [(canonical_key(_original(u)), r) for r, u in rows])
+            last = rows[-1][0]
+        with db.conn:
+            db.execute("create index temp.image_urls_urlkey on image_urls (urlkey)")
+
+    def _copy_other_spellings(self, saver: ImageSaver) -> None:
+        """URLs naming an image already saved under another spelling: no download."""
+        db = self.ledger.db
+        keys = [key for (key,) in db.execute(
+            "select distinct w.urlkey from temp.image_urls w where exists (select 1 from images "
+            "i where i.urlkey = w.urlkey and i.status = 'saved')")]
+        for key in keys:
+            saved_row = self._saved_image(saver, key)
+            if saved_row is None:
+                continue
+            urls = self._image_group(key)
+            self.summary.images["already_saved"] += len(urls)
+            self.ledger.record_images([{**saved_row, "url": url, "original_url": _original(url)}
+                                       for url in urls])
+            with db.conn:
+                db.execute("delete from temp.image_urls where urlkey = ?", [key])
+
+    def _image_group(self, urlkey: str) -> list[str]:
+        """Every spelling of one image in this run's work."""
+        return [url for (url,) in self.ledger.db.execute(
+            "select url from temp.image_urls where urlkey = ? order by url", [urlkey])]
+
+    def _image_firsts(self):
+        """The first spelling of each image to fetch (for the CDX plan)."""
+        rows = self.ledger.db.execute(
+            "select min(url) from temp.image_urls where urlkey in "
+            "(select item from temp.worklist_images) group by urlkey")
+        return (_original(url) for (url,) in rows)
 
     def _saved_image(self, saver: ImageSaver, urlkey: str) -> dict | None:
         """A saved, intact image with this canonical key (another spelling of it)."""
@@ -322,8 +371,9 @@ class Crawler:
         return None
 
     async def _save_images(self, saver: ImageSaver, index: CaptureIndex,
-                           groups: list[list[str]], budget: Budget) -> None:
-        async def save(urls: list[str]):
+                           image_keys: Worklist, budget: Budget) -> None:
+        async def save(urlkey: str):
+            urls = self._image_group(urlkey)
             wayback = parse_wayback_url(urls[0])
             if wayback is None or not index.covers(wayback.original):
                 return urls, await saver.save(urls[0])
@@ -342,9 +392,11 @@ class Crawler:
             self.summary.images[outcome.row["status"]] += len(urls)
             self.progress.advance("images")
 
-        self.progress.start("images", len(groups), self.config.archive.replay_per_minute / 60)
-        await _pool(groups, save, record, budget)
-        self.progress.finish("images", f"{len(groups)} to fetch ({_counts(self.summary.images)})")
+        self.progress.start("images", len(image_keys),
+                            self.config.archive.replay_per_minute / 60)
+        await _pool(image_keys, save, record, budget)
+        self.progress.finish("images", f"{len(image_keys)} to fetch "
+                                       f"({_counts(self.summary.images)})")
 
     def _recorder(self, counter: Counter, phase: str):
         def record(result: CheckResult) -> None:
@@ -353,27 +405,17 @@ class Crawler:
             self.progress.advance(phase)
         return record
 
-    def _urls(self, role: str) -> list[str]:
-        rows = self.ledger.db.execute(
-            "select distinct l.url from links l join articles a on a.path = l.article_path "
-            "where l.role = ? and a.parse_status != 'error' and a.removed_at is null "
-            "order by l.url", [role])
-        return [row[0] for row in rows]
-
 
 async def _pool(items, work, record, budget: Budget | None = None,
                 workers: int = WORKERS) -> None:
     """Run `work` on every item with a bounded number of workers; `record` each result.
     When the budget is spent no new item starts; those in flight finish and are recorded."""
-    queue: asyncio.Queue = asyncio.Queue()
-    for item in items:
-        queue.put_nowait(item)
+    pending = iter(items)  # a worklist reads its pages as the workers get to them
 
     async def worker() -> None:
         while budget is None or not budget.exhausted():
-            try:
-                item = queue.get_nowait()
-            except asyncio.QueueEmpty:
+            item = next(pending, _END)
+            if item is _END:
                 return
             record(await work(item))
 
@@ -464,23 +506,9 @@ def _run_async(coroutine) -> None:
     asyncio.run(main())
 
 
-def _flatten(groups: list[list[str]]):
-    return (url for urls in groups for url in urls)
-
-
 def _original(url: str) -> str:
     wayback = parse_wayback_url(url)
     return wayback.original if wayback else url
-
-
-def same_image_groups(urls: list[str]) -> dict[str, list[str]]:
-    """Image URLs grouped by the image they name: the same original at several capture
-    timestamps, or under `www.` and without, is one image, fetched once."""
-    groups: dict[str, list[str]] = {}
-    for url in urls:
-        wayback = parse_wayback_url(url)
-        groups.setdefault(canonical_key(wayback.original if wayback else url), []).append(url)
-    return groups
 
 
 def read_articles(root: Path, files: list[Path], max_bytes: int):

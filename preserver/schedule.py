@@ -21,32 +21,38 @@ from .status import GOOD
 _FAR_PAST = "0000"
 
 
+_GOOD_SQL = ", ".join(f"'{status}'" for status in sorted(GOOD))
+_DUE_WHERE = f"""
+    u.url is null or u.checked_at is null
+    or (julianday(:now) - julianday(u.checked_at)) * 24 >= case
+        when u.status in ({_GOOD_SQL}) then :ok_hours
+        else min(:failed_hours * (1 << min(40, max(0, coalesce(nullif(
+                 u.consecutive_failures, 0), 1) - 1))), :ok_hours) end"""
+
+
+def due_sql(candidates: str, columns: str = "c.url") -> str:
+    """A select of `columns` of the rows of `candidates` (a select with a `url` column) that
+    are due, stalest (or never checked) first. Parameters: `due_params(policy)`. SQL, so that
+    the corpus's URLs stay in the ledger instead of in memory."""
+    return (f"select {columns} from ({candidates}) c left join urls u on u.url = c.url "
+            f"where {_DUE_WHERE} order by coalesce(u.checked_at, '{_FAR_PAST}'), c.url")
+
+
+def due_params(policy: ScheduleConfig, at: dt.datetime | None = None) -> dict:
+    at = at or dt.datetime.now(dt.UTC)
+    return {"now": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "ok_hours": policy.recheck_ok_days * 24,
+            "failed_hours": policy.recheck_failed_hours}
+
+
 def due_urls(db: sqlite_utils.Database, urls: list[str], policy: ScheduleConfig,
              at: dt.datetime | None = None) -> list[str]:
     """The URLs of `urls` that are due, stalest (or never checked) first."""
-    at = at or dt.datetime.now(dt.UTC)
-    state = _states(db, urls)
-    due = [((state.get(u) or (None, None))[1] or _FAR_PAST, u)
-           for u in urls if _is_due(state.get(u), policy, at)]
-    return [url for _, url in sorted(due)]
-
-
-def _states(db, urls: list[str]) -> dict[str, tuple]:
-    wanted = set(urls)
-    rows = db.execute("select url, status, checked_at, consecutive_failures from urls")
-    return {row[0]: row[1:] for row in rows if row[0] in wanted}
-
-
-def _is_due(state: tuple | None, policy: ScheduleConfig, at: dt.datetime) -> bool:
-    if state is None or not state[1]:
-        return True
-    status, checked_at, failures = state
-    age_hours = (at - _parse(checked_at)).total_seconds() / 3600
-    ok_hours = policy.recheck_ok_days * 24
-    if status in GOOD:
-        return age_hours >= ok_hours
-    wait = policy.recheck_failed_hours * 2 ** max(0, (failures or 1) - 1)
-    return age_hours >= min(wait, ok_hours)
+    with db.conn:
+        db.execute("create temp table if not exists due_candidates (url text)")
+        db.execute("delete from temp.due_candidates")
+        db.conn.executemany("insert into temp.due_candidates values (?)", [(u,) for u in urls])
+    rows = db.execute(due_sql("select url from temp.due_candidates"), due_params(policy, at))
+    return [row[0] for row in rows]
 
 
 def is_dead(failures: int, first_failed_at: str | None, policy: ScheduleConfig,

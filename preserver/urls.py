@@ -67,7 +67,7 @@ def parse_wayback_url(url: str) -> WaybackURL | None:
     return _parse_wayback_url(url) if isinstance(url, str) else None
 
 
-@functools.lru_cache(maxsize=16384)  # an image URL is parsed in several steps of its save
+@functools.lru_cache(maxsize=4096)  # an image URL is parsed in several steps of its save
 def _parse_wayback_url(url: str) -> WaybackURL | None:
     if url.startswith("/web/"):
         path = url
@@ -119,7 +119,7 @@ def same_original(a: str, b: str) -> bool:
     return a == b or canonical_key(a) == canonical_key(b)
 
 
-@functools.lru_cache(maxsize=65536)  # one URL is asked about in several phases of a run
+@functools.lru_cache(maxsize=4096)  # asked several times while one image is saved
 def canonical_key(url: str) -> str:
     """The archive's canonical form (SURT) of a URL, so that spellings of one page meet."""
     import surt

@@ -193,3 +193,26 @@ def test_schedule_policy():
     due = due_urls(db, ["ok-fresh", "ok-stale", "failed-once-2d", "failed-3x-2d", "new"],
                    policy, now)
     assert due == ["new", "ok-stale", "failed-once-2d"]
+
+
+def test_bulk_plan_streams_urls_and_groups_them(tmp_path):
+    """One pass over any number of URLs: a host and first path segment with many distinct
+    URLs is one prefix query; a sparse URL named many times is one exact query; the rest are
+    left to be asked one by one. `plan` takes a generator (the whole corpus streams through)."""
+    from preserver.captures import CaptureIndex
+    from preserver.config import ArchiveConfig, Config
+    from preserver.ledger import ensure_schema, open_ledger
+
+    db = open_ledger(tmp_path / "ledger.db")
+    ensure_schema(db)
+    config = Config(tmp_path, tmp_path / "ledger.db", tmp_path / "media",
+                    archive=ArchiveConfig(bulk_threshold=5))
+    index = CaptureIndex(db, archive=None, config=config)
+    urls = (u for u in [*(f"{HK}/article/{i}" for i in range(7)),
+                        *("https://hkcnews.com/aboutus/" for _ in range(6)),
+                        f"{HK}/aboutus/", "https://other.example/page/1",
+                        "https://other.example/"])
+    queries, sparse = index.plan(urls)
+    assert [(q.url, q.match_type) for q in queries] == [
+        ("https://hkcnews.com/aboutus/", "exact"), ("hkcnews.com/article/", "prefix")]
+    assert sorted(sparse) == ["https://other.example/", "https://other.example/page/1"]
