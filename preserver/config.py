@@ -39,7 +39,7 @@ class ArchiveConfig:
     pause_after_429_seconds: float = 60.0  # a 429 pauses the whole endpoint class this long
     max_429_per_class: int = 3  # then the class stops for this run rather than risk a block
     timeout_seconds: float = 60.0
-    cdx_page_size: int = 25_000  # rows per CDX page (the archive's hard maximum is 150,000)
+    cdx_page_size: int = 10_000  # rows per CDX page (the archive's hard maximum is 150,000)
     bulk_threshold: int = 20  # URLs under one host/first path segment that earn a prefix query
 
 
