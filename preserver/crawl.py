@@ -152,12 +152,13 @@ class Crawler:
             keys = itertools.chain((_original(u) for u in snapshots), originals,
                                    (_original(u) for u in archived_links), self._image_firsts())
             await index.refresh(index.plan(keys)[0], budget)
-            await self._check_snapshots(archive, index, snapshots, budget,
-                                        use_index=audit is None)
             await self._check_snapshots(archive, index, archived_links, budget, phase="links")
             # live pages and archived images pace on different limiters: run side by side,
-            # so a slow live host does not hold up the archive (or the other way round)
-            await asyncio.gather(self._check_originals(client, index, originals, budget),
+            # so a slow live host does not hold up the archive (or the other way round); the
+            # snapshots, mostly answered from the index, fill the gaps between downloads
+            await asyncio.gather(self._check_snapshots(archive, index, snapshots, budget,
+                                                       use_index=audit is None),
+                                 self._check_originals(client, index, originals, budget),
                                  self._save_images(saver, index, image_keys, budget),
                                  self._check_originals(client, index, live_links, budget,
                                                        phase="links"))
@@ -251,6 +252,7 @@ class Crawler:
                 counter.update(r.status.value for r in batch)
                 self.progress.advance(phase, len(batch))
                 local, batch = local + len(batch), []
+                await asyncio.sleep(0)  # let the downloads running alongside move on
         await _pool(remote, archive.check_snapshot,
                     self._recorder(counter, phase), budget)
         self.progress.finish(phase, f"{len(urls)} due, {local} answered from the CDX "

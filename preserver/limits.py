@@ -21,6 +21,7 @@ from .errors import RequestFailed
 from .status import UrlStatus
 
 SLOWDOWN = 0.8  # after a 429 a class keeps this fraction of its pace, for the rest of the run
+CATCH_UP = 3  # turns missed by a busy moment that may still be taken (so at most 3 at once)
 
 
 class RateLimiter:
@@ -67,7 +68,7 @@ class RateLimiter:
     async def _wait_turn(self, precheck) -> None:
         """Wait until the next start is due. Turns are not reserved ahead: a waiter that
         wakes to find its class stopped or its host dead has spent nothing. Starts keep to a
-        grid of `interval`, so over any window of W seconds at most W / interval + 1 start."""
+        grid of `interval`: over any window of W seconds at most W / interval + CATCH_UP."""
         while True:
             async with self._lock:
                 self._raise_if_stopped()
@@ -76,9 +77,9 @@ class RateLimiter:
                 now = time.monotonic()
                 start = max(self._next_start, self._paused_until)
                 if start <= now:
-                    # on a grid: a turn taken a little late (a busy event loop) does not
-                    # push every later turn back; after an idle spell the grid starts anew
-                    late = now - start < self.interval
+                    # on a grid: turns taken a little late (a busy event loop) do not push
+                    # every later turn back; after an idle spell the grid starts anew
+                    late = now - start < self.interval * CATCH_UP
                     self._next_start = (start if late else now) + self.interval
                     self.requests += 1
                     return
