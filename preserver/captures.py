@@ -196,15 +196,16 @@ class CaptureIndex:
         self._exact = {key for kind, key in rows if kind == "exact"}
 
     # -- answers ------------------------------------------------------------------------
-    def covers(self, url: str) -> bool:
-        """Has a complete query fetched every capture this URL could have?"""
-        key = canonical_key(url)
+    def covers(self, url: str, key: str | None = None) -> bool:
+        """Has a complete query fetched every capture this URL could have? (`key`: its
+        canonical key, when the caller has it already.)"""
+        key = key or canonical_key(url)
         return key in self._exact or any(key.startswith(p) for p in self._prefixes)
 
-    def captures_of(self, url: str) -> list[Capture]:
+    def captures_of(self, url: str, key: str | None = None) -> list[Capture]:
         rows = self.db.execute(
             "select urlkey, timestamp, original, mimetype, statuscode, digest from captures "
-            "where urlkey = ? order by timestamp", [canonical_key(url)]).fetchall()
+            "where urlkey = ? order by timestamp", [key or canonical_key(url)]).fetchall()
         return [Capture(*row) for row in rows]
 
     def coverage(self, url: str) -> dict:
@@ -213,10 +214,10 @@ class CaptureIndex:
             [canonical_key(url)]).fetchone()
         return {"captures": count, "first_capture": first, "last_capture": last}
 
-    def nearest(self, url: str, timestamp: str) -> Capture | None:
+    def nearest(self, url: str, timestamp: str, key: str | None = None) -> Capture | None:
         """The capture the archive would replay for url at timestamp: exact, else nearest in
         time (preferring captures that are not error pages)."""
-        captures = self.captures_of(url)
+        captures = self.captures_of(url, key)
         exact = [c for c in captures if c.timestamp == timestamp]
         if exact:
             return exact[0]

@@ -35,7 +35,7 @@ class ArchiveConfig:
     replay_per_minute: float = 540.0  # archive.org allows about 600; a 429 slows it by 20%
     availability_per_minute: float = 6.0  # the archive's flakiest endpoint
     save_per_minute: float = 3.0  # SPN allows about 4 anonymous
-    replay_concurrency: int = 3  # more than 3-4 parallel downloads draws 429s
+    replay_concurrency: int = 4  # more than 3-4 draws 429s; each 429 takes one away
     pause_after_429_seconds: float = 60.0  # a 429 pauses the whole endpoint class this long
     max_429_per_class: int = 3  # then the class stops for this run rather than risk a block
     timeout_seconds: float = 60.0

@@ -376,20 +376,20 @@ class Crawler:
                            image_keys: Worklist, budget: Budget) -> None:
         async def save(urlkey: str):
             urls = self._image_group(urlkey)
-            wayback = parse_wayback_url(urls[0])
-            if wayback is None or not index.covers(wayback.original):
-                return urls, await saver.save(urls[0])
-            capture = index.nearest(wayback.original, wayback.timestamp)
+            wayback = parse_wayback_url(urls[0])  # every spelling has this canonical key
+            if wayback is None or not index.covers(wayback.original, urlkey):
+                return urlkey, urls, await saver.save(urls[0])
+            capture = index.nearest(wayback.original, wayback.timestamp, urlkey)
             if capture is None:
-                return urls, saver.missing(urls[0])
-            return urls, await saver.save(urls[0], capture)
+                return urlkey, urls, saver.missing(urls[0])
+            return urlkey, urls, await saver.save(urls[0], capture)
 
         def record(done) -> None:
-            urls, outcome = done
+            urlkey, urls, outcome = done
             # one download serves every URL of the same image
             self.ledger.record_images(
                 [{**outcome.row, "url": url, "original_url": _original(url),
-                  "urlkey": canonical_key(_original(url))} for url in urls],
+                  "urlkey": urlkey} for url in urls],
                 checks=[replace(outcome.check, url=url) for url in urls])
             self.summary.images[outcome.row["status"]] += len(urls)
             self.progress.advance("images")

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import json
 import os
+import time
 from pathlib import Path
 
 import sqlite_utils
@@ -249,7 +251,12 @@ BULK_LOAD_ARTICLES = 5000  # a scan of this many changed files drops and rebuild
 
 def now() -> str:
     """The current time as ISO-8601 UTC text, to the second."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_second(int(time.time()))
+
+
+@functools.lru_cache(maxsize=2)  # called for every row written: format each second once
+def _iso_second(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def open_ledger(path: Path) -> sqlite_utils.Database:

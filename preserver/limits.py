@@ -5,8 +5,9 @@ client keeps sending after 429s. So a limiter here is shared by the whole proces
 (CDX, replay, availability, save), spaces request starts evenly below the configured rate, caps
 concurrency, and when any request of the class draws a 429 or a refused connection it pauses
 the *whole class*, twice as long each time, then lets one request probe before the others
-follow, and the class keeps 80% of its former pace for the rest of the run (the configured rate
-was evidently too high: the next window should not draw another 429). After `max_strikes` such
+follow, and the class keeps 80% of its former pace and one connection fewer for the rest of the
+run (what was configured was evidently too much: the next window should not draw another 429;
+the archive tolerates "3 to 4" parallel downloads, so 4 become 3). After `max_strikes` such
 signals the class is stopped for the run: every later request fails at once with
 `rate_limited` instead of risking a block.
 """
@@ -42,6 +43,8 @@ class RateLimiter:
         self.strikes = 0
         self.stopped_reason: str | None = None
         self.requests = 0
+        self.concurrency = concurrency
+        self._retire = 0  # permits to keep, not give back, when their request ends
         self._semaphore = asyncio.Semaphore(concurrency)
         self._lock = asyncio.Lock()
         self._next_start = 0.0
@@ -56,7 +59,8 @@ class RateLimiter:
         `precheck` (a callable that may raise) runs each time we are about to take a turn, so
         a request whose host died while it waited fails at once instead of being sent.
         """
-        async with self._semaphore:
+        await self._semaphore.acquire()
+        try:
             await self._wait_turn(precheck)
             if not self._probing:
                 yield
@@ -64,6 +68,11 @@ class RateLimiter:
             async with self._probe:  # after a 429: one request at a time until one succeeds
                 await self._wait_turn(precheck)  # the probe before us may have paused us more
                 yield
+        finally:
+            if self._retire:  # one connection fewer from now on
+                self._retire -= 1
+            else:
+                self._semaphore.release()
 
     async def _wait_turn(self, precheck) -> None:
         """Wait until the next start is due. Turns are not reserved ahead: a waiter that
@@ -92,10 +101,13 @@ class RateLimiter:
             raise stopped
 
     def penalise(self, why: str) -> None:
-        """A 429 or refused connection: pause the whole class, twice as long each time, and
-        slow it down; stop it after too many."""
+        """A 429 or refused connection: pause the whole class, twice as long each time, slow
+        it down and take away one connection; stop it after too many."""
         self.strikes += 1
         self.interval /= SLOWDOWN
+        if self.concurrency > 1:
+            self.concurrency -= 1
+            self._retire += 1
         self._probing = True
         pause = self.pause_seconds * 2 ** (self.strikes - 1)
         self._paused_until = max(self._paused_until, time.monotonic() + pause)

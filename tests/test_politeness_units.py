@@ -89,6 +89,33 @@ def test_a_429_slows_its_class_for_the_rest_of_the_run():
     assert 60 / limiter.interval == pytest.approx(540 * 0.8 * 0.8)
 
 
+def test_a_429_takes_one_connection_away():
+    """4 parallel downloads drew a 429: from then on at most 3 (never fewer than 1)."""
+    async def main():
+        limiter = RateLimiter("replay", per_minute=600000, concurrency=4, pause_seconds=0.0,
+                              max_strikes=10)
+        in_flight, peaks = 0, []
+
+        async def request():
+            nonlocal in_flight
+            async with limiter.slot():
+                in_flight += 1
+                peaks[-1] = max(peaks[-1], in_flight)
+                await asyncio.sleep(0.01)
+                in_flight -= 1
+            limiter.note_success()
+
+        for _ in range(5):
+            peaks.append(0)
+            await asyncio.gather(*(request() for _ in range(8)))
+            limiter.penalise("HTTP 429")
+        return peaks, limiter.concurrency
+
+    peaks, concurrency = asyncio.run(main())
+    assert peaks == [4, 3, 2, 1, 1]  # one fewer after each 429, never below 1
+    assert concurrency == 1
+
+
 def test_a_429_pauses_the_whole_class_and_repeated_ones_stop_it():
     async def main():
         limiter = RateLimiter("CDX", per_minute=6000, pause_seconds=0.3, max_strikes=2)
@@ -135,7 +162,7 @@ def test_after_a_429_one_request_probes_before_the_others_follow():
 
     probing_peak, recovered_peak = asyncio.run(main())
     assert probing_peak == 1  # one at a time while the class is on probation
-    assert recovered_peak == 3  # full concurrency once a request succeeded
+    assert recovered_peak == 2  # back to parallel once a request succeeded, one connection fewer
 
 
 def test_shortcuts_are_not_retried_and_backoff_follows_the_config():
