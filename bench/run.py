@@ -418,6 +418,10 @@ def run_whole(args: argparse.Namespace, tmp: Path) -> list[Result]:
              f"{args.whole_latency_ms:g} ms; {b.world.facts.distinct_images:,} distinct images)")
     first.name = f"preserver, whole run, {label}"
     second.name = f"preserver, 2nd run, {label}"
+    first.bound = None  # at this scale the run is CPU-bound: its row is about memory
+    for verdict in ("met", "MISSED"):  # the < 5 s target is for the 10,000-article run
+        second.outcome = second.outcome.replace(f"target (0 requests, < 5 s) {verdict}",
+                                                "0 requests")
     return [first, second]
 
 
@@ -563,7 +567,10 @@ looks like a check", not as equivalents. Rate-bound times are at ×scale (multip
 for a rough real-archive figure; latency does not scale). preserver's second run changes
 nothing; its target is zero requests and < 5 s. *peak RSS* and *CPU s* (user + system) are
 each child process's own (`wait4`); the archive, in the harness process, is not counted.
-On this 2-core machine the archive and the contender share the cores.
+On this 2-core machine the archive and the contender share the cores. The whole run of
+--whole-articles is at --whole-scale and --whole-latency-ms so that it ends in minutes: there the
+CPU binds, not the archive, so it has no bound; its rows are there for peak memory (target
+< 200 MB at 50,000 articles) and the cost of an unchanged run at that size.
 """
 
 
