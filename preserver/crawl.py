@@ -241,7 +241,7 @@ class Crawler:
         counter = self.summary.snapshots if phase == "snapshots" else self.summary.links
         self.progress.start(phase, len(urls), self.config.archive.replay_per_minute / 60)
         remote, batch, local = [], [], 0
-        for url in [*urls, None]:  # None: the end, write the last batch
+        for url in itertools.chain(urls, [None]):  # None: the end, write the last batch
             wayback = parse_wayback_url(url)
             if wayback is not None and use_index and index.covers(wayback.original):
                 batch.append(index.snapshot_result(url, wayback))
