@@ -11,7 +11,7 @@ from .articles import read_article
 from .config import Config
 from .crawl import Targets, iter_articles
 from .errors import PreserverError
-from .ledger import Ledger
+from .ledger import Ledger, article_rows
 from .status import GOOD, ImageStatus, ParseStatus
 from .urls import is_http_url, parse_wayback_url
 
@@ -53,7 +53,7 @@ def read_targets(config: Config, ledger: Ledger, plan: AuditPlan) -> Targets:
     """Read the named articles into the ledger and collect every URL to check."""
     root = config.corpus_path.resolve()
     articles = [read_article(root, f, config.security.max_article_bytes) for f in plan.files]
-    ledger.record_articles(articles, {a.path for a in articles})
+    ledger.record_articles([article_rows(a) for a in articles], {a.path for a in articles})
     targets = Targets(articles=[a.path for a in articles])
     for article in articles:
         if article.parse_status != ParseStatus.ERROR:

@@ -27,7 +27,7 @@ from .client import HttpClient
 from .config import Config
 from .errors import RequestFailed
 from .images import ImageSaver
-from .ledger import Ledger, LedgerLock, open_ledger
+from .ledger import Ledger, LedgerLock, article_rows, open_ledger
 from .live import check_live
 from .memento import OtherArchives
 from .progress import LineProgress
@@ -94,11 +94,11 @@ class Crawler:
         known = self.ledger.file_states()
         in_ledger = {row[0] for row in self.ledger.db.execute("select path from articles")}
         changed = []
-        for file in iter_articles(root):
-            if _unchanged(file, known.pop(file.relative_to(root).as_posix(), None)):
+        for path, entry in corpus_files(root):
+            if _unchanged(entry, known.pop(path, None)):
                 self.summary.articles["unchanged"] += 1
             else:
-                changed.append(file)
+                changed.append(path)
         self.progress.start("scan", len(changed))
         with self.ledger.bulk_load(len(changed)):
             self._read_into_ledger(root, changed, in_ledger)
@@ -108,11 +108,11 @@ class Crawler:
         self.progress.finish("scan", f"{sum(self.summary.articles.values())} articles "
                                      f"({_counts(self.summary.articles)})")
 
-    def _read_into_ledger(self, root: Path, files: list[Path], in_ledger: set[str]) -> None:
+    def _read_into_ledger(self, root: Path, files: list[str], in_ledger: set[str]) -> None:
         batch: list = []
         for article in read_articles(root, files, self.config.security.max_article_bytes):
             batch.append(article)
-            self.summary.articles[article.parse_status.value] += 1
+            self.summary.articles[article.parse_status] += 1
             if article.parse_status == ParseStatus.ERROR:
                 log.warning("%s: %s", article.path, article.parse_error)
             if len(batch) >= SCAN_BATCH:
@@ -513,10 +513,11 @@ def _original(url: str) -> str:
     return wayback.original if wayback else url
 
 
-def read_articles(root: Path, files: list[Path], max_bytes: int):
-    """Read files in order; a large scan parses in worker processes while we write."""
+def read_articles(root: Path, files: list[str], max_bytes: int):
+    """Read files (paths relative to root) in order, as `ArticleRows`; a large scan parses in
+    worker processes while we write."""
     if len(files) < PARALLEL_SCAN_FILES:
-        yield from (read_article(root, file, max_bytes) for file in files)
+        yield from _read_chunk((root, files, max_bytes))
         return
     chunks = [files[i : i + SCAN_CHUNK] for i in range(0, len(files), SCAN_CHUNK)]
     context = multiprocessing.get_context("fork")  # no threads exist yet; cheapest start
@@ -551,23 +552,48 @@ def _worker_setup() -> None:
 
 def _read_chunk(job) -> list:
     root, files, max_bytes = job
-    return [read_article(root, file, max_bytes) for file in files]
+    return [article_rows(read_article(root, os.path.join(root, file), max_bytes, file))
+            for file in files]
 
 
 def iter_articles(root: Path):
     """Every *.md file under root, in a stable order, without following directory symlinks."""
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs.sort()
-        for name in sorted(files):
-            if name.endswith(".md") and not name.startswith("."):
-                yield Path(folder) / name
+    return (Path(entry.path) for _, entry in corpus_files(root))
 
 
-def _unchanged(file: Path, known: tuple[int, int] | None) -> bool:
+def corpus_files(root: Path, prefix: str = ""):
+    """(path relative to root with forward slashes, os.DirEntry) of every *.md file under
+    root: a folder's files by name, then its subfolders by name (the order of a sorted
+    os.walk), not following directory symlinks, skipping folders it cannot read as os.walk
+    does. DirEntry and plain strings: a 50,000-file scan spent a second in pathlib."""
+    try:
+        with os.scandir(root) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return
+    folders = []
+    for entry in entries:
+        if _is_folder(entry):
+            if not entry.is_symlink():
+                folders.append(entry)
+        elif entry.name.endswith(".md") and not entry.name.startswith("."):
+            yield prefix + entry.name, entry
+    for folder in folders:
+        yield from corpus_files(folder.path, f"{prefix}{folder.name}/")
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _unchanged(entry: os.DirEntry, known: tuple[int, int] | None) -> bool:
     if known is None:
         return False
     try:
-        stat = file.stat()
+        stat = entry.stat()
     except OSError:
         return False
     return (stat.st_size, stat.st_mtime_ns) == known

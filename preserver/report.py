@@ -17,17 +17,20 @@ from .status import GOOD
 
 WORST_ARTICLES = 10
 CHANGES_SHOWN = 20
-_CURRENT_LINKS = ("links l join articles a on a.path = l.article_path "
-                  "and a.removed_at is null and a.parse_status != 'error'")
+# links of current articles: those whose file is there and readable (a short list of paths
+# to leave out, rather than a join of every link with its article)
+_CURRENT_LINKS = ("links l where l.article_path not in (select path from articles "
+                  "where removed_at is not null or parse_status = 'error')")
 
 
 def ledger_summary(db: sqlite_utils.Database) -> dict:
     """Everything the report shows, as one dict of plain values."""
     last_run = _last_run(db)
+    urls, images = _urls_and_images(db)
     return {
         "articles": _articles(db),
-        "urls": _urls_by_role(db),
-        "images": _images(db),
+        "urls": urls,
+        "images": images,
         "dead_urls": db.execute("select count(*) from urls where dead = 1").fetchone()[0],
         "last_run": last_run,
         "changes": _changes(db, last_run["id"] if last_run else None),
@@ -43,20 +46,25 @@ def _articles(db) -> dict:
                                        "and removed_at is null").fetchone()[0]}
 
 
-def _urls_by_role(db) -> dict:
+def _urls_and_images(db) -> tuple[dict, dict]:
+    """Distinct URLs of current articles by role and status, and images by file status, in
+    one pass over the links' url index (no sort of every link)."""
     by_role: dict = {}
-    for role, status, n in db.execute(
-            f"select l.role, coalesce(u.status, 'unchecked'), count(distinct l.url) from "
-            f"{_CURRENT_LINKS} left join urls u on u.url = l.url group by 1, 2 order by 1, 2"):
-        by_role.setdefault(role, {})[status] = n
-    return by_role
+    images: dict = {}
+    for role, status, image_status, n in db.execute(
+            "select d.role, coalesce(u.status, 'unchecked'), coalesce(i.status, 'unsaved'), "
+            f"count(*) from (select l.url, l.role from {_CURRENT_LINKS} group by l.url, l.role) d "
+            "left join urls u on u.url = d.url "
+            "left join images i on d.role = 'image' and i.url = d.url group by 1, 2, 3"):
+        counts = by_role.setdefault(role, {})
+        counts[status] = counts.get(status, 0) + n
+        if role == "image":
+            images[image_status] = images.get(image_status, 0) + n
+    return _sorted(by_role), _sorted(images)
 
 
-def _images(db) -> dict:
-    return dict(db.execute(
-        f"select coalesce(i.status, 'unsaved'), count(distinct l.url) from {_CURRENT_LINKS} "
-        "left join images i on i.url = l.url where l.role = 'image' group by 1 order by 1"
-    ).fetchall())
+def _sorted(counts: dict) -> dict:
+    return {k: _sorted(v) if isinstance(v, dict) else v for k, v in sorted(counts.items())}
 
 
 def _last_run(db) -> dict | None:

@@ -25,6 +25,9 @@ _NEEDS_ENCODING = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]|%(?![0-9A-
 _WAYBACK_PATH = re.compile(r"^/web/(?P<ts>[0-9]{1,14})(?P<mod>[a-z]{2}_)?/(?P<original>.+)$", re.S)
 _SCHEME_SLASH = re.compile(r"^(https?):/+", re.I)
 _HAS_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
+# http(s)://host[:port] then a path, query, fragment or the end: what urlsplit reads as an
+# http(s) URL with a host (anything else is left to urlsplit)
+_PLAIN_HTTP_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]*)?(?:[/?#]|\Z)", re.I)
 _ARCHIVE_PREFIX = re.compile(r"https?://(?:web|wayback)\.archive\.org(?=/web/)", re.I)
 
 
@@ -94,6 +97,8 @@ def _parse_wayback_url(url: str) -> WaybackURL | None:
 
 def is_http_url(url: str) -> bool:
     """True for an absolute http(s) URL with a host; never raises."""
+    if _PLAIN_HTTP_URL.match(url):  # the usual case, without urlsplit's cost
+        return True
     try:
         parts = urlsplit(url)
         return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)

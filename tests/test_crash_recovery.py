@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pytest
 
+from preserver.ledger import LINKS_URL_INDEX
 from tests.conftest import PNG, write_article, write_config
 from tests.servers import Handler, LiveSite, Request, Response, WaybackArchive
 
@@ -500,7 +501,8 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(calm_world, runs, tmp
     assert not diff, "ledger after kill + rerun differs from the uninterrupted run:\n" + \
         "\n".join(diff)
     assert after == world.reference_media
-    index = scalar(ledger, "select count(*) from sqlite_master where name = 'idx_links_url'")
+    index = scalar(ledger, "select count(*) from sqlite_master where name = ?",
+                   [LINKS_URL_INDEX])
     assert index == 1, "the index a large scan drops is back"
 
 

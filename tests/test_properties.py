@@ -2,6 +2,7 @@
 accept."""
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,7 +10,13 @@ from hypothesis import strategies as st
 from preserver.articles import Article, parse_article
 from preserver.status import ParseStatus
 from preserver.storage import media_relpath
-from preserver.urls import canonical_key, encode_once, parse_wayback_url, same_original
+from preserver.urls import (
+    canonical_key,
+    encode_once,
+    is_http_url,
+    parse_wayback_url,
+    same_original,
+)
 
 url_text = st.one_of(
     st.text(),
@@ -39,6 +46,23 @@ def test_canonicalisation_never_raises_and_encoding_is_idempotent(url):
     assert encode_once(once) == once
     assert once.isascii()
     assert same_original(url, url)
+
+
+def _urlsplit_says_http(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
+@settings(max_examples=1000)
+@given(st.one_of(url_text, st.builds(lambda a, b, c: a + b + c,
+                                     st.sampled_from(["http://", "HTTPS://", "http:/", ""]),
+                                     st.text(alphabet="a9.-:@[]/?#%\t\n ", max_size=8),
+                                     st.text(max_size=5))))
+def test_http_url_fast_path_agrees_with_urlsplit(url):
+    assert is_http_url(url) == _urlsplit_says_http(url)
 
 
 @settings(max_examples=300)
