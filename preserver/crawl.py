@@ -19,24 +19,25 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .archive import Archive
 from .articles import read_article
-from .captures import CaptureIndex
-from .client import HttpClient
 from .config import Config
 from .errors import RequestFailed
-from .images import ImageSaver
 from .ledger import Ledger, LedgerLock, article_rows, open_ledger
-from .live import check_live
-from .memento import OtherArchives
 from .progress import LineProgress
-from .saves import PageSaver, candidates, keys_from_environment
 from .schedule import Budget, due_params, due_sql
 from .status import CheckResult, ParseStatus, RunStatus
 from .storage import clean_partial_files
 from .urls import canonical_key, is_http_url, parse_wayback_url
 from .worklist import Worklist
+
+if TYPE_CHECKING:  # the network stack (httpx, httpcore) is imported by the phases that use it:
+    # `preserver scan` and `report` start a fifth of a second sooner
+    from .archive import Archive
+    from .captures import CaptureIndex
+    from .client import HttpClient
+    from .images import ImageSaver
 
 log = logging.getLogger("preserver")
 WORKERS = 16
@@ -129,6 +130,11 @@ class Crawler:
         one bulk CDX pass first, then only what the index cannot answer. An audit names its
         URLs instead, checks them now whatever the schedule says, and asks the replay itself
         about each snapshot rather than the cached index."""
+        from .archive import Archive
+        from .captures import CaptureIndex
+        from .client import HttpClient
+        from .images import ImageSaver
+
         budget = budget or Budget()
         async with HttpClient(self.config) as client:
             budget.client = client
@@ -174,6 +180,8 @@ class Crawler:
     async def _look_elsewhere(self, client: HttpClient, saver: ImageSaver, checked: list[str],
                               budget: Budget) -> None:
         """Snapshots and images the archive lacks, asked of other archives' TimeMaps."""
+        from .memento import OtherArchives
+
         db = self.ledger.db
         not_found = {row[0] for row in db.execute(
             "select url from urls where status = 'not_found'")}
@@ -207,6 +215,10 @@ class Crawler:
 
     async def save_pages(self, limit: int | None, budget: Budget | None = None) -> None:
         """Save Page Now for live originals the archive lacks (opt-in; see preserver.saves)."""
+        from .archive import Archive
+        from .client import HttpClient
+        from .saves import PageSaver, candidates, keys_from_environment
+
         budget = budget or Budget()
         async with HttpClient(self.config) as client:
             budget.client = client
@@ -263,6 +275,8 @@ class Crawler:
         """Originals on the live web, with their archive coverage (live body links: without)."""
         if not urls and phase != "originals":
             return
+        from .live import check_live
+
         counter = self.summary.originals if phase == "originals" else self.summary.links
 
         async def check(url: str) -> CheckResult:
