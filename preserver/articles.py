@@ -26,9 +26,11 @@ from .urls import is_http_url, parse_wayback_url, resolve_link, same_original
 # C0 controls other than tab, newline and carriage return; YAML refuses them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # <img src> and <a href>; ![](...) and [](...). Each pattern starts with a literal character,
-# which lets the regex engine skip through long CJK bodies (one alternation is 6x slower).
+# which lets the regex engine skip through long CJK bodies (one alternation is 6x slower);
+# the link text is matched unrolled (a run of plain characters, then an escape).
 _TAG = re.compile(r"<(img|a)\b[^>]*?\b(?:src|href)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", re.I)
-_MARKDOWN = re.compile(r"\[(?:[^\]\\\n]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_MARKDOWN = re.compile(r"\[[^\]\\\n]*(?:\\.[^\]\\\n]*)*\]"
+                       r"\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _TEXT_FIELDS = ("title", "date", "author", "category")
 _OPENING_LINE = re.compile(r"---[ \t]*\r?\n")
 _YAML_HANDLER = frontmatter.YAMLHandler()

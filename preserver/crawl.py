@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -556,6 +557,7 @@ def _worker_setup() -> None:
     and a parse worker must not outlive a killed run (Linux: PR_SET_PDEATHSIG)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    gc.freeze()  # what the worker inherits is never garbage: its collections skip all that
     try:
         import ctypes
 
