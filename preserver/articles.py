@@ -99,7 +99,7 @@ def read_article(root: Path, file: Path | str, max_bytes: int,
                  path: str | None = None) -> Article:
     """Read one article file under root (`path`: file relative to root, if known). Never
     raises for anything the file holds."""
-    article = Article(path=path or file.relative_to(root).as_posix())
+    article = Article(path=path or Path(file).relative_to(root).as_posix())
     try:
         with open(file, "rb") as handle:
             stat = os.fstat(handle.fileno())

@@ -577,7 +577,7 @@ def iter_articles(root: Path):
     return (Path(entry.path) for _, entry in corpus_files(root))
 
 
-def corpus_files(root: Path, prefix: str = ""):
+def corpus_files(root: Path | str, prefix: str = ""):
     """(path relative to root with forward slashes, os.DirEntry) of every *.md file under
     root: a folder's files by name, then its subfolders by name (the order of a sorted
     os.walk), not following directory symlinks, skipping folders it cannot read as os.walk

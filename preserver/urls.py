@@ -97,7 +97,7 @@ def _parse_wayback_url(url: str) -> WaybackURL | None:
 
 def is_http_url(url: str) -> bool:
     """True for an absolute http(s) URL with a host; never raises."""
-    if _PLAIN_HTTP_URL.match(url):  # the usual case, without urlsplit's cost
+    if isinstance(url, str) and _PLAIN_HTTP_URL.match(url):  # the usual case, cheaply
         return True
     try:
         parts = urlsplit(url)
