@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from .articles import read_article
 from .config import Config
 from .errors import RequestFailed
-from .ledger import Ledger, LedgerLock, article_rows, open_ledger
+from .ledger import CURRENT_LINKS, Ledger, LedgerLock, article_rows, open_ledger
 from .progress import LineProgress
 from .schedule import Budget, due_params, due_sql
 from .status import CheckResult, ParseStatus, RunStatus
@@ -47,9 +47,7 @@ PARALLEL_SCAN_FILES = 2000  # below this, worker processes cost more than they s
 SCAN_CHUNK = 250
 SCAN_CHUNKS_AHEAD = 8
 _END = object()
-_CORPUS_URLS = ("select distinct l.url as url from links l join articles a on a.path = "
-                "l.article_path where l.role = :role and a.parse_status != 'error' "
-                "and a.removed_at is null")
+_CORPUS_URLS = f"select distinct l.url as url from {CURRENT_LINKS} and l.role = :role"
 
 
 @dataclass

@@ -252,6 +252,10 @@ VIEWS = {
         where a.removed_at is null and a.snapshot_timestamp is not null
         group by 1""",
 }
+# The links of current articles (file there and readable), as `links l`: a short list of paths
+# to leave out rather than a join of every link with its article. Report and crawl share it.
+CURRENT_LINKS = ("links l where l.article_path not in (select path from articles "
+                 "where removed_at is not null or parse_status = 'error')")
 BULK_LOAD_ARTICLES = 5000  # a scan of this many changed files drops and rebuilds an index
 
 

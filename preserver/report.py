@@ -13,14 +13,11 @@ from urllib.parse import unquote
 
 import sqlite_utils
 
+from .ledger import CURRENT_LINKS
 from .status import GOOD
 
 WORST_ARTICLES = 10
 CHANGES_SHOWN = 20
-# links of current articles: those whose file is there and readable (a short list of paths
-# to leave out, rather than a join of every link with its article)
-_CURRENT_LINKS = ("links l where l.article_path not in (select path from articles "
-                  "where removed_at is not null or parse_status = 'error')")
 
 
 def ledger_summary(db: sqlite_utils.Database) -> dict:
@@ -53,7 +50,7 @@ def _urls_and_images(db) -> tuple[dict, dict]:
     images: dict = {}
     for role, status, image_status, n in db.execute(
             "select d.role, coalesce(u.status, 'unchecked'), coalesce(i.status, 'unsaved'), "
-            f"count(*) from (select l.url, l.role from {_CURRENT_LINKS} group by l.url, l.role) d "
+            f"count(*) from (select l.url, l.role from {CURRENT_LINKS} group by l.url, l.role) d "
             "left join urls u on u.url = d.url "
             "left join images i on d.role = 'image' and i.url = d.url group by 1, 2, 3"):
         counts = by_role.setdefault(role, {})
