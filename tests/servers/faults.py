@@ -40,7 +40,7 @@ class SlidingWindow:
 
 class FaultInjection:
     """Mixin for BackgroundServer. Faults are checked in this order for each request:
-    refusal, scripted failure (fail_next), concurrency limit, rate limit."""
+    refusal, scripted failure (fail_next), lasting fault (always), concurrency limit, rate limit."""
 
     def __init__(self) -> None:
         self._fault_lock = threading.Lock()
@@ -49,6 +49,7 @@ class FaultInjection:
         self._concurrency: dict[str, int] = {}
         self._in_flight: Counter[str] = Counter()
         self._refusing = False
+        self._always: dict[str, Response] = {}
         self.latency = 0.0
         self.latency_by_class: dict[str, float] = {}
 
@@ -65,6 +66,16 @@ class FaultInjection:
         response = Response(status, body, dict(headers or {}))
         with self._fault_lock:
             self._scripted.setdefault(endpoint_class, deque()).extend([response] * count)
+
+    def always(self, endpoint_class: str | Iterable[str], status: int = 429,
+               headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        """A lasting fault mode: every request of that class gets this answer until
+        `clear_faults()` (an overloaded archive, an empty CDX page, an outage).
+        Status 0 drops the connection (TCP RST) without answering."""
+        classes = [endpoint_class] if isinstance(endpoint_class, str) else list(endpoint_class)
+        with self._fault_lock:
+            for name in classes:
+                self._always[name] = Response(status, body, dict(headers or {}))
 
     def rate_limit(
         self, endpoint_class: str | Iterable[str], per_minute: int, window: float = 60.0
@@ -94,6 +105,7 @@ class FaultInjection:
             self._scripted.clear()
             self._windows.clear()
             self._concurrency.clear()
+            self._always.clear()
             self._refusing = False
         self.latency = 0.0
         self.latency_by_class = {}
@@ -109,6 +121,8 @@ class FaultInjection:
             scripted = self._scripted.get(endpoint_class)
             if scripted:
                 return scripted.popleft()
+            if endpoint_class in self._always:
+                return self._always[endpoint_class]
             cap = self._concurrency.get(endpoint_class)
             if cap is not None and self._in_flight[endpoint_class] >= cap:
                 return Response(429, TOO_MANY)
