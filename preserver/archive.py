@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 
 from .client import HttpClient
 from .errors import RequestFailed
-from .status import CheckResult, UrlStatus, status_for_http
+from .status import CheckResult, UrlStatus, archive_could_not_answer, status_for_http
 from .urls import WaybackURL, http_date_timestamp, parse_wayback_url
 
 CDX_PATH = "/cdx/search/cdx"
@@ -82,7 +82,9 @@ class Archive:
             return CheckResult.failed(snapshot_url, exc, archive=True)
         result = CheckResult(snapshot_url, status_for_http(response.status_code),
                              response.status_code, attempts=response.attempts,
-                             elapsed_ms=response.elapsed_ms)
+                             elapsed_ms=response.elapsed_ms,
+                             inconclusive=archive_could_not_answer(response.status_code,
+                                                                   response.headers))
         if result.status == UrlStatus.OK:
             served = self.served_capture(response, wayback)
             result.capture_timestamp = served.timestamp

@@ -197,6 +197,11 @@ def _print_summary(config, summary: dict, status: RunStatus, error: str | None) 
     for origin, reason in summary["unreachable_hosts"].items():
         click.echo(f"Could not reach {origin}: {reason}. Its other URLs were recorded with "
                    "the same status without a request each; the next run tries again.")
+    stopped = summary.get("stopped_classes", {})
+    if stopped:  # one line, however many requests the stop saved
+        left = sum(summary.get("left_due", {}).values())
+        click.echo(f"rate_limited: {'; '.join(stopped.values())}. {left} left due for the "
+                   "next run, none recorded as failing.")
     if summary.get("budget_spent"):
         click.echo("The budget (--max-minutes/--max-requests) ran out: what is left is due "
                    "first next time.")

@@ -29,12 +29,15 @@ from . import USER_AGENT, retry
 from .config import Config
 from .errors import BlockedRequest, RequestFailed
 from .limits import HostLimiters, RateLimiter
-from .status import UrlStatus
+from .status import UrlStatus, archive_could_not_answer
 from .urls import encode_once, rebase
 
 ARCHIVE_CLASSES = ("cdx", "replay", "availability", "save")
 _REDIRECTS = (301, 302, 303, 307, 308)
 _UNREACHABLE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL}
+# getaddrinfo's "no such host" answers (NXDOMAIN, or a name with no address)
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+CONFIRMING_REFUSALS = 2  # refusals by one origin before it counts as down for the run
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -74,6 +77,7 @@ class SafeNetworkBackend(httpcore.AsyncNetworkBackend):
     def __init__(self, allow_private: bool, trusted: frozenset[tuple[str, int]]):
         self.allow_private = allow_private
         self.trusted = trusted  # (host, port) of the configured archive and stand-ins
+        self.resolver_answered = False  # a name resolved this run: NXDOMAIN can be believed
         self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
@@ -85,8 +89,9 @@ class SafeNetworkBackend(httpcore.AsyncNetworkBackend):
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            message = f"cannot resolve {host}: {exc.strerror}"
-            raise RequestFailed(UrlStatus.DNS_ERROR, message) from None
+            raise self._dns_failure(host, exc) from None
+        if not _is_ip_literal(host):
+            self.resolver_answered = True
         addresses = [info[4][0] for info in infos]
         if not (self.allow_private or (host.lower(), port) in self.trusted):
             for address in addresses:
@@ -97,6 +102,15 @@ class SafeNetworkBackend(httpcore.AsyncNetworkBackend):
                         "set [security] allow_private_addresses = true to allow it",
                     )
         return addresses[0]
+
+    def _dns_failure(self, host: str, exc: socket.gaierror) -> RequestFailed:
+        """NXDOMAIN from a resolver that answers other names is a verdict about the host;
+        anything else (EAI_AGAIN, no resolver at all) is our network and worth a retry."""
+        failed = RequestFailed(UrlStatus.DNS_ERROR, f"cannot resolve {host}: {exc.strerror}")
+        nxdomain = exc.errno in _NO_SUCH_NAME
+        failed.temporary = not nxdomain
+        failed.conclusive = nxdomain and self.resolver_answered
+        return failed
 
     async def connect_unix_socket(self, path, timeout=None, socket_options=None):
         raise BlockedRequest(UrlStatus.BLOCKED, "unix sockets are not allowed")
@@ -123,13 +137,16 @@ class HttpClient:
         }
         self.live_limiters = HostLimiters(config.live.per_host_per_second)
         self.down_hosts: dict[str, RequestFailed] = {}
+        self.answered: set[str] = set()  # origins that gave an HTTP answer this run
+        self._refusals: dict[str, int] = {}
+        self._dns_failures: dict[str, int] = {}
         self._probes: dict[str, asyncio.Event] = {}
         self.requests_sent = 0
         configured = [archive.base_url, archive.availability_url, *config.live.origins.values()]
         trusted = frozenset(_host_port(u) for u in configured)
+        self._backend = SafeNetworkBackend(config.security.allow_private_addresses, trusted)
         self._client = httpx.AsyncClient(
-            transport=_transport(SafeNetworkBackend(config.security.allow_private_addresses,
-                                                    trusted)),
+            transport=_transport(self._backend),
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
             follow_redirects=False,
             timeout=httpx.Timeout(config.live.timeout_seconds),
@@ -203,14 +220,17 @@ class HttpClient:
             limiter = self._limiter(endpoint, origin)
             async with limiter.slot(precheck=lambda: self._raise_if_down(origin)):
                 self.requests_sent += 1
+                strike = limiter.strikes  # a burst of 429s for requests sent now: one strike
                 try:
                     response = await self._send(url, ask)
                 except RequestFailed as exc:
-                    self._note_failure(origin, limiter, exc)
+                    self._note_failure(origin, limiter, exc, strike)
                     raise
+        self.answered.add(origin)
         if endpoint in ARCHIVE_CLASSES:
-            if response.status_code == 429:
-                limiter.penalise("HTTP 429")
+            if archive_could_not_answer(response.status_code, response.headers) \
+                    and response.status_code == 429:
+                limiter.penalise("HTTP 429", strike)
             else:
                 limiter.note_success()
         return response
@@ -248,11 +268,18 @@ class HttpClient:
         except httpx.HTTPError as exc:
             raise classify(exc) from exc
 
+    @property
+    def offline(self) -> bool:
+        """Requests went out and nothing answered: no HTTP answer, no name resolved."""
+        return bool(self.requests_sent) and not self.answered \
+            and not self._backend.resolver_answered
+
     def _raise_if_down(self, origin: str) -> None:
         down = self.down_hosts.get(origin)
         if down is not None:
             shortcut = RequestFailed(down.status, str(down))
             shortcut.sent = False  # no request left this machine for it
+            shortcut.conclusive = getattr(down, "conclusive", False)
             raise shortcut
 
     def _limiter(self, endpoint: str, origin: str) -> RateLimiter:
@@ -264,15 +291,28 @@ class HttpClient:
         live = endpoint == "live"
         return self.config.live.timeout_seconds if live else self.config.archive.timeout_seconds
 
-    def _note_failure(self, origin: str, limiter: RateLimiter, exc: RequestFailed) -> None:
-        """Remember dead origins; a refused connection to the archive pauses its class
-        (the archive refuses connections instead of answering 429 when it is loaded)."""
-        if exc.status == UrlStatus.DNS_ERROR or getattr(exc, "unreachable", False):
+    def _note_failure(self, origin: str, limiter: RateLimiter, exc: RequestFailed,
+                      strike: int) -> None:
+        """Remember origins that cannot be reached this run (their other URLs cost no
+        request), and whether that is a verdict: NXDOMAIN from a working resolver, or
+        refusals confirmed by a second try while the network answers elsewhere. A refused
+        connection to the archive pauses its class instead (the archive refuses connections
+        rather than answer 429 when it is loaded)."""
+        if exc.status == UrlStatus.DNS_ERROR:
+            # a temporary failure is retried with backoff first: one URL's tries, then the
+            # origin waits for the next run
+            failures = self._dns_failures[origin] = self._dns_failures.get(origin, 0) + 1
+            if not getattr(exc, "temporary", False) or failures >= self.config.retry.attempts:
+                self.down_hosts[origin] = _host_down(origin, exc)
+        elif getattr(exc, "unreachable", False):
             self.down_hosts[origin] = _host_down(origin, exc)
         elif exc.status == UrlStatus.CONNECTION_ERROR and getattr(exc, "refused", False):
             if limiter in self.limiters.values():
-                limiter.penalise("connection refused")
-            else:
+                limiter.penalise("connection refused", strike)
+                return
+            refusals = self._refusals[origin] = self._refusals.get(origin, 0) + 1
+            if refusals >= CONFIRMING_REFUSALS:
+                exc.conclusive = bool(self.answered - {origin})
                 self.down_hosts[origin] = _host_down(origin, exc)
 
 
@@ -363,7 +403,16 @@ def _host_down(origin: str, exc: RequestFailed) -> RequestFailed:
     down = RequestFailed(exc.status, f"{exc} (not retried: {origin} was unreachable earlier "
                                      "in this run)")
     down.first_error = str(exc)
+    down.conclusive = getattr(exc, "conclusive", False)
     return down
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%")[0])
+    except ValueError:
+        return False
+    return True
 
 
 def classify(exc: httpx.HTTPError) -> RequestFailed:

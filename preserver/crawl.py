@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from .articles import read_article
 from .config import Config
-from .errors import RequestFailed
+from .errors import NoNetworkError, RequestFailed
 from .ledger import CURRENT_LINKS, Ledger, LedgerLock, article_rows, open_ledger
 from .progress import LineProgress
 from .schedule import Budget, due_params, due_sql
@@ -62,6 +62,8 @@ class RunSummary:
     requests: int = 0
     regressions: int = 0
     unreachable: dict = field(default_factory=dict)  # host -> reason
+    stopped: dict = field(default_factory=dict)  # endpoint class -> why it stopped
+    left_due: Counter = field(default_factory=Counter)  # phase -> items not asked (stopped)
     budget_spent: bool = False
 
     def as_dict(self) -> dict:
@@ -72,6 +74,7 @@ class RunSummary:
             "saves": dict(self.saves), "links": dict(self.links),
             "requests": self.requests, "regressions": self.regressions,
             "unreachable_hosts": self.unreachable, "budget_spent": self.budget_spent,
+            "stopped_classes": self.stopped, "left_due": dict(self.left_due),
         }
 
 
@@ -129,52 +132,69 @@ class Crawler:
         one bulk CDX pass first, then only what the index cannot answer. An audit names its
         URLs instead, checks them now whatever the schedule says, and asks the replay itself
         about each snapshot rather than the cached index."""
-        from .archive import Archive
-        from .captures import CaptureIndex
         from .client import HttpClient
-        from .images import ImageSaver
 
         budget = budget or Budget()
         async with HttpClient(self.config) as client:
             budget.client = client
-            archive = Archive(client, self.config.archive.base_url, self.config.archive.kind)
-            index = CaptureIndex(self.ledger.db, archive, self.config)
-            saver = ImageSaver(client, archive, self.config.media_path,
-                               self.config.security.max_image_bytes)
-            db = self.ledger.db
-            if audit is None:  # worklists: the corpus's URLs stay in the ledger, not in memory
-                snapshots = self._due("snapshot", check)
-                originals = self._due("original", check)
-                body_links = list(self._due("link", check and links))
-                image_keys = self._image_work(saver, None if images else [])
-            else:
-                snapshots = Worklist.of(db, "snapshot", audit.snapshots)
-                originals = Worklist.of(db, "original", audit.originals)
-                body_links = []
-                image_keys = self._image_work(saver, audit.images, due_only=False)
-            archived_links = [u for u in body_links if parse_wayback_url(u)]
-            live_links = [u for u in body_links if not parse_wayback_url(u) and is_http_url(u)]
-            keys = itertools.chain((_original(u) for u in snapshots), originals,
-                                   (_original(u) for u in archived_links), self._image_firsts())
-            await index.refresh(index.plan(keys)[0], budget)
-            await self._check_snapshots(archive, index, archived_links, budget, phase="links")
-            # live pages and archived images pace on different limiters: run side by side,
-            # so a slow live host does not hold up the archive (or the other way round); the
-            # snapshots, mostly answered from the index, fill the gaps between downloads
-            await asyncio.gather(self._check_snapshots(archive, index, snapshots, budget,
-                                                       use_index=audit is None),
-                                 self._check_originals(client, index, originals, budget),
-                                 self._save_images(saver, index, image_keys, budget),
-                                 self._check_originals(client, index, live_links, budget,
-                                                       phase="links"))
-            if self.config.memento.timemaps and not budget.exhausted():
-                checked = [*snapshots, *(url for key in image_keys
-                                         for url in self._image_group(key))]
-                await self._look_elsewhere(client, saver, checked, budget)
-            self.summary.requests = client.requests_sent
-            self.summary.unreachable = {o: e.first_error for o, e in client.down_hosts.items()}
+            try:
+                await self._network_phases(client, budget, check, images, audit, links)
+            finally:  # an interrupted run still records what it sent
+                self._note_client(client)
         self.summary.regressions = self.ledger.regressions
         self.summary.budget_spent = budget.exhausted()
+        if client.offline:
+            raise NoNetworkError("no network: nothing was checked (neither the archive nor "
+                                 "any site nor a name server answered)")
+
+    async def _network_phases(self, client: HttpClient, budget: Budget, check: bool,
+                              images: bool, audit: Targets | None, links: bool) -> None:
+        from .archive import Archive
+        from .captures import CaptureIndex
+        from .images import ImageSaver
+
+        archive = Archive(client, self.config.archive.base_url, self.config.archive.kind)
+        index = CaptureIndex(self.ledger.db, archive, self.config)
+        saver = ImageSaver(client, archive, self.config.media_path,
+                           self.config.security.max_image_bytes)
+        db = self.ledger.db
+        if audit is None:  # worklists: the corpus's URLs stay in the ledger, not in memory
+            snapshots = self._due("snapshot", check)
+            originals = self._due("original", check)
+            body_links = list(self._due("link", check and links))
+            image_keys = self._image_work(saver, None if images else [])
+        else:
+            snapshots = Worklist.of(db, "snapshot", audit.snapshots)
+            originals = Worklist.of(db, "original", audit.originals)
+            body_links = []
+            image_keys = self._image_work(saver, audit.images, due_only=False)
+        archived_links = [u for u in body_links if parse_wayback_url(u)]
+        live_links = [u for u in body_links if not parse_wayback_url(u) and is_http_url(u)]
+        keys = itertools.chain((_original(u) for u in snapshots), originals,
+                               (_original(u) for u in archived_links), self._image_firsts())
+        await index.refresh(index.plan(keys)[0], budget)
+        await self._check_snapshots(archive, index, archived_links, budget, phase="links")
+        # live pages and archived images pace on different limiters: run side by side,
+        # so a slow live host does not hold up the archive (or the other way round); the
+        # snapshots, mostly answered from the index, fill the gaps between downloads
+        await asyncio.gather(self._check_snapshots(archive, index, snapshots, budget,
+                                                   use_index=audit is None),
+                             self._check_originals(client, index, originals, budget),
+                             self._save_images(saver, index, image_keys, budget),
+                             self._check_originals(client, index, live_links, budget,
+                                                   phase="links"))
+        if self.config.memento.timemaps and not budget.exhausted():
+            checked = [*snapshots, *(url for key in image_keys
+                                     for url in self._image_group(key))]
+            await self._look_elsewhere(client, saver, checked, budget)
+
+    def _note_client(self, client: HttpClient) -> None:
+        """What the client knows at the end: requests, unreachable hosts, stopped classes."""
+        self.summary.requests = client.requests_sent
+        self.summary.unreachable = {o: e.first_error for o, e in client.down_hosts.items()}
+        self.summary.stopped = {name: limiter.stopped_reason
+                                for name, limiter in client.limiters.items()
+                                if limiter.stopped_reason}
 
     async def _look_elsewhere(self, client: HttpClient, saver: ImageSaver, checked: list[str],
                               budget: Budget) -> None:
@@ -399,6 +419,9 @@ class Crawler:
 
         def record(done) -> None:
             urlkey, urls, outcome = done
+            if outcome.check.not_sent:  # the class stopped: the image stays due
+                self.summary.left_due["images"] += 1
+                return
             # one download serves every URL of the same image
             self.ledger.record_images(
                 [{**outcome.row, "url": url, "original_url": _original(url),
@@ -415,6 +438,9 @@ class Crawler:
 
     def _recorder(self, counter: Counter, phase: str):
         def record(result: CheckResult) -> None:
+            if result.not_sent:  # the class stopped: nothing asked, the URL stays due
+                self.summary.left_due[phase] += 1
+                return
             self.ledger.record_check(result)
             counter[result.status.value] += 1
             self.progress.advance(phase)
@@ -485,6 +511,9 @@ def run_locked(config: Config, command: str, budget: Budget | None = None, *, sc
                 _run_async(crawler.save_pages(save_limit, budget))
         except (KeyboardInterrupt, asyncio.CancelledError):
             status, error = RunStatus.INTERRUPTED, "interrupted by a signal"
+        except NoNetworkError as exc:
+            status, error = RunStatus.FAILED, str(exc)
+            log.error("%s", exc)
         except Exception as exc:  # recorded in the ledger, then reported; never silent
             status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
             log.exception("run failed")

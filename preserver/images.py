@@ -19,7 +19,7 @@ from .archive import Archive
 from .client import HttpClient
 from .errors import RequestFailed, UnsafePathError
 from .ledger import now
-from .status import CheckResult, ImageStatus, UrlStatus, status_for_http
+from .status import CheckResult, ImageStatus, UrlStatus, archive_could_not_answer, status_for_http
 from .storage import media_relpath, safe_target, write_atomically
 from .urls import parse_wayback_url
 
@@ -101,7 +101,8 @@ class ImageSaver:
                                  "error": str(exc)}, check)
         check = CheckResult(url, status_for_http(response.status_code), response.status_code,
                             attempts=response.attempts, elapsed_ms=response.elapsed_ms,
-                            method="replay" if wayback else "live")
+                            method="replay" if wayback else "live",
+                            inconclusive=_could_not_answer(response, wayback is not None))
         if response.redirects:
             check.status = UrlStatus.REDIRECTED if check.status == UrlStatus.OK else check.status
             check.final_url = response.redirects[-1]
@@ -171,6 +172,13 @@ class ImageSaver:
 def _sha1_base32(data: bytes) -> str:
     """The CDX `digest`: base32 of the SHA-1 of the body."""
     return base64.b32encode(hashlib.sha1(data).digest()).decode("ascii")
+
+
+def _could_not_answer(response, archive: bool) -> bool:
+    """The archive's own 429/5xx, or a live host's 429: no verdict about the image."""
+    if archive:
+        return archive_could_not_answer(response.status_code, response.headers)
+    return response.status_code == 429
 
 
 def _failure_status(status: UrlStatus) -> ImageStatus:

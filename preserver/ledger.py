@@ -46,11 +46,15 @@ SCHEMA = {
         "error": str, "first_seen_at": str, "first_failed_at": str, "last_ok_at": str,
         "consecutive_failures": int, "previous_status": str, "captures": int,
         "first_capture": str, "last_capture": str, "method": str, "dead": int,
+        # the latest attempt, conclusive or not: status and checked_at above keep the last
+        # conclusive verdict while an outage only adds attempts
+        "last_attempt_at": str, "last_attempt_status": str, "last_attempt_error": str,
+        "last_attempt_conclusive": int,  # 0: the verdict above is older than the last attempt
     },
     "checks": {
         "id": int, "run_id": int, "url": str, "checked_at": str, "status": str,
         "http_status": int, "final_url": str, "elapsed_ms": int, "attempts": int, "error": str,
-        "method": str,
+        "method": str, "conclusive": int,  # 0: an attempt that said nothing about the URL
     },
     "images": {
         "url": str, "original_url": str, "local_path": str, "sha256": str, "bytes": int,
@@ -134,7 +138,18 @@ VIEWS = {
             when 5 then 'not checked yet' when 6 then 'original gone' when 7 then 'ok'
             else 'file removed' end as verdict,
           problems, snapshot_status, original_status, images_saved, image_count, url,
-          original_url, date, category, year, capture_year, captures, parse_status, severity
+          original_url, date, category, year, capture_year, captures, parse_status, severity,
+          snapshot_confirmed_at,
+          case when snapshot_confirmed_at is null then
+                 case when snapshot_attempt_at is null then 'not checked yet'
+                      else 'never confirmed; last attempt ' || snapshot_attempt_status || ' '
+                           || {ATTEMPT_AGE} end
+               else 'snapshot ' || snapshot_status || ', last confirmed '
+                    || {CONFIRMED_AGE}
+                    || case when snapshot_attempt_conclusive = 0
+                            then '; last attempt ' || snapshot_attempt_status || ' '
+                                 || {ATTEMPT_AGE} else '' end
+          end as freshness
         from (
           select h.*,
             case
@@ -143,7 +158,9 @@ VIEWS = {
               when snapshot_status in ('ok', 'redirected') then
                 case when images_saved < image_count then 2
                      when original_status in ('ok', 'redirected') then 7
+                     when original_status is null then 7  -- unknown is not gone
                      else 6 end
+              when snapshot_status is null and snapshot_attempt_at is not null then 4
               when snapshot_status is null then 5
               when snapshot_status in ('rate_limited', 'timeout', 'dns_error',
                 'connection_error', 'tls_error', 'server_error') then 4
@@ -163,6 +180,9 @@ VIEWS = {
           from (
             select a.path, a.title, a.date, substr(a.date, 1, 4) as year, a.category,
               a.parse_status, a.parse_error, a.removed_at, s.status as snapshot_status,
+              s.checked_at as snapshot_confirmed_at, s.last_attempt_at as snapshot_attempt_at,
+              s.last_attempt_status as snapshot_attempt_status,
+              s.last_attempt_conclusive as snapshot_attempt_conclusive,
               o.status as original_status, o.captures,
               (select count(distinct l.url) from links l join images i on i.url = l.url
                  where l.article_path = a.path and l.role = 'image' and i.status = 'saved')
@@ -177,7 +197,8 @@ VIEWS = {
     # Snapshots that do not resolve (now), with what is known to find another capture.
     "broken_snapshots": """
         select a.title, a.path, s.status, m.meaning, s.http_status, s.error, s.checked_at,
-          s.first_failed_at, s.last_ok_at, s.consecutive_failures, s.dead,
+          s.last_attempt_at, s.last_attempt_status, s.first_failed_at, s.last_ok_at,
+          s.consecutive_failures, s.dead,
           o.captures as original_captures, o.last_capture as original_last_capture,
           a.date, a.category, a.snapshot_timestamp, a.url, a.original_url
         from articles a
@@ -213,9 +234,11 @@ VIEWS = {
             cur.status, cur.error, cur.checked_at as broken_at, cur.run_id,
             prev.status as was, prev.checked_at as was_ok_at, prev.run_id as previous_run_id
           from urls u
-          join checks cur on cur.id = (select max(id) from checks where url = u.url)
+          join checks cur on cur.id = (select max(id) from checks where url = u.url
+                                       and coalesce(conclusive, 1))
           join checks prev on prev.id = (select max(c.id) from checks c
-                                         where c.url = u.url and c.run_id < cur.run_id)
+                                         where c.url = u.url and c.run_id < cur.run_id
+                                         and coalesce(c.conclusive, 1))
           where u.status not in ('ok', 'redirected', 'rate_limited')
             and cur.status not in ('ok', 'redirected', 'rate_limited')
             and prev.status in ('ok', 'redirected')
@@ -252,11 +275,24 @@ VIEWS = {
         where a.removed_at is null and a.snapshot_timestamp is not null
         group by 1""",
 }
+def _age_sql(column: str) -> str:
+    """How long ago an ISO time was, in words a person reads at a glance."""
+    days = f"(julianday('now') - julianday({column}))"
+    return (f"(case when {days} < 1 then 'today' when {days} < 2 then 'yesterday' "
+            f"else cast({days} as integer) || ' days ago' end)")
+
+
+VIEWS["article_health"] = VIEWS["article_health"].replace(
+    "{CONFIRMED_AGE}", _age_sql("snapshot_confirmed_at")).replace(
+    "{ATTEMPT_AGE}", _age_sql("snapshot_attempt_at"))
 # The links of current articles (file there and readable), as `links l`: a short list of paths
 # to leave out rather than a join of every link with its article. Report and crawl share it.
 CURRENT_LINKS = ("links l where l.article_path not in (select path from articles "
                  "where removed_at is not null or parse_status = 'error')")
 BULK_LOAD_ARTICLES = 5000  # a scan of this many changed files drops and rebuilds an index
+# image verdicts that only another answer from the archive may replace
+ESTABLISHED_IMAGE_STATUSES = frozenset({ImageStatus.MISSING.value, ImageStatus.INVALID.value,
+                                        ImageStatus.TOO_LARGE.value})
 
 
 def now() -> str:
@@ -417,7 +453,9 @@ class Ledger:
         self.record_checks([result])
 
     def record_checks(self, results: list) -> None:
-        """Append to `checks` and fold into each URL's current state, in one transaction."""
+        """Append to `checks` and fold into each URL's current state, in one transaction.
+        A check that was never sent (its class stopped) is not recorded: the URL stays due."""
+        results = [r for r in results if not r.not_sent]
         if not results:
             return
         checked_at = now()
@@ -426,7 +464,8 @@ class Ledger:
                 "run_id": self.run_id, "url": r.url, "checked_at": checked_at,
                 "status": r.status.value, "http_status": r.http_status, "final_url": r.final_url,
                 "elapsed_ms": r.elapsed_ms, "attempts": r.attempts, "error": r.error,
-                "method": r.method} for r in results], "insert")
+                "method": r.method, "conclusive": int(not r.inconclusive)} for r in results],
+                "insert")
             states = [self._url_state(r, checked_at) for r in results]
             for keys in {tuple(s) for s in states}:  # rows with and without coverage
                 _upsert_rows(self.db, "urls", "url", [s for s in states if tuple(s) == keys])
@@ -438,25 +477,31 @@ class Ledger:
             "from urls where url = ?", [result.url]).fetchone()
         before, first_seen, first_failed, last_ok, failures = previous or (None, None, None,
                                                                           None, 0)
+        attempt = {"url": result.url, "first_seen_at": first_seen or checked_at,
+                   "last_attempt_at": checked_at, "last_attempt_status": result.status.value,
+                   "last_attempt_error": result.error,
+                   "last_attempt_conclusive": int(not result.inconclusive)}
+        if result.coverage is not None:
+            attempt.update(result.coverage)
+        if result.inconclusive:  # an outage says nothing about the URL: the verdict stays
+            return attempt
         good = result.status.value in GOOD
-        if before in GOOD and not good and not result.inconclusive:
+        if before in GOOD and not good:
             self.regressions += 1
-        if not result.inconclusive:  # an outage on our side says nothing about the URL
-            last_ok = checked_at if good else last_ok
-            first_failed = None if good else (first_failed or checked_at)
-            failures = 0 if good else (failures or 0) + 1
+        last_ok = checked_at if good else last_ok
+        first_failed = None if good else (first_failed or checked_at)
+        failures = 0 if good else (failures or 0) + 1
         state = {
-            "url": result.url, "status": result.status.value, "http_status": result.http_status,
+            **attempt,
+            "status": result.status.value, "http_status": result.http_status,
             "final_url": result.final_url, "capture_timestamp": result.capture_timestamp,
             "checked_at": checked_at, "attempts": result.attempts,
             "elapsed_ms": result.elapsed_ms, "error": result.error, "method": result.method,
-            "first_seen_at": first_seen or checked_at, "previous_status": before,
+            "previous_status": before,
             "last_ok_at": last_ok, "first_failed_at": first_failed,
-            "consecutive_failures": failures or 0,
-            "dead": int(is_dead(failures or 0, first_failed, self.policy)),
+            "consecutive_failures": failures,
+            "dead": int(is_dead(failures, first_failed, self.policy)),
         }
-        if result.coverage is not None:
-            state.update(result.coverage)
         return state
 
     def record_alternates(self, rows: list[dict]) -> None:
@@ -471,18 +516,37 @@ class Ledger:
         self.record_images([row])
 
     def record_images(self, rows: list[dict], checks: list | None = None) -> None:
-        """Images (and the checks of their URLs) in one transaction."""
+        """Images (and the checks of their URLs) in one transaction. A failed fetch (the
+        network, the archive's overload) does not replace what an earlier fetch established
+        (`missing`, `invalid`, `too_large`): the attempt goes into `checks` only."""
+        inconclusive = set()
+        if checks:  # a fetch never sent (its class stopped) leaves the image due
+            checks = [c for c in checks if not c.not_sent]
+            sent = {c.url for c in checks}
+            rows = [r for r in rows if r["url"] in sent]
+            inconclusive = {c.url for c in checks if c.inconclusive}
         urls = [r["url"] for r in rows]
-        saved = {r[0] for r in self.db.execute(
-            f"select url from images where status = ? and url in ({', '.join('?' * len(urls))})",
-            [ImageStatus.SAVED.value, *urls])} if rows else set()
-        self.regressions += sum(1 for r in rows
-                                if r["url"] in saved and r["status"] != ImageStatus.SAVED)
+        before = dict(self.db.execute(
+            f"select url, status from images where url in ({', '.join('?' * len(urls))})",
+            urls).fetchall()) if rows else {}
+        self.regressions += sum(1 for r in rows if before.get(r["url"]) == ImageStatus.SAVED
+                                and r["status"] != ImageStatus.SAVED)
+        rows = [r for r in rows if not _keeps_its_verdict(r, before.get(r["url"]),
+                                                          r["url"] in inconclusive)]
         with self.db.atomic():
             if checks:
                 self.record_checks(checks)
             stamp = now()
             _upsert_rows(self.db, "images", "url", [{**r, "checked_at": stamp} for r in rows])
+
+
+def _keeps_its_verdict(row: dict, before: str | None, inconclusive: bool) -> bool:
+    """A failed fetch leaves an image's row alone when it says nothing new: the archive's
+    `missing`/`invalid`/`too_large` stand, and an attempt that could not ask writes no row
+    where there was none (it is in `checks`). A saved image that is lost is always written."""
+    if row["status"] != ImageStatus.FAILED or before == ImageStatus.SAVED:
+        return False
+    return before in ESTABLISHED_IMAGE_STATUSES or (inconclusive and before is None)
 
 
 def _write_rows(db: sqlite_utils.Database, table: str, rows: list[dict], verb: str) -> None:

@@ -98,11 +98,20 @@ class RateLimiter:
         if self.stopped_reason:
             stopped = RequestFailed(UrlStatus.RATE_LIMITED, self.stopped_reason)
             stopped.sent = False
+            stopped.class_stopped = True  # nothing asked: the URL stays due, nothing recorded
             raise stopped
 
-    def penalise(self, why: str) -> None:
+    def penalise(self, why: str, sent_at_strike: int | None = None) -> None:
         """A 429 or refused connection: pause the whole class, twice as long each time, slow
-        it down and take away one connection; stop it after too many."""
+        it down and take away one connection; stop it after too many.
+
+        One overload is one strike: a signal that arrives while the class is paused, or for a
+        request sent before the latest strike (`sent_at_strike`, the count when it was sent:
+        four downloads in flight that all draw 429), adds nothing."""
+        if self.stopped_reason or time.monotonic() < self._paused_until:
+            return
+        if sent_at_strike is not None and sent_at_strike != self.strikes:
+            return
         self.strikes += 1
         self.interval /= SLOWDOWN
         if self.concurrency > 1:

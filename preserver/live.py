@@ -33,7 +33,8 @@ async def check_live(client: HttpClient, url: str) -> CheckResult:
         return result
     status = _status_of(url, response)
     result = CheckResult(url, status, response.status_code, attempts=response.attempts,
-                         elapsed_ms=response.elapsed_ms, method="live")
+                         elapsed_ms=response.elapsed_ms, method="live",
+                         inconclusive=response.status_code == 429)  # the site is busy
     if response.redirects:
         result.final_url = response.redirects[-1]
     if status == UrlStatus.SOFT_404:

@@ -29,6 +29,7 @@ def ledger_summary(db: sqlite_utils.Database) -> dict:
         "urls": urls,
         "images": images,
         "dead_urls": db.execute("select count(*) from urls where dead = 1").fetchone()[0],
+        "unconfirmed": _unconfirmed(db),
         "last_run": last_run,
         "changes": _changes(db, last_run["id"] if last_run else None),
         "worst_articles": _worst_articles(db),
@@ -58,6 +59,15 @@ def _urls_and_images(db) -> tuple[dict, dict]:
         if role == "image":
             images[image_status] = images.get(image_status, 0) + n
     return _sorted(by_role), _sorted(images)
+
+
+def _unconfirmed(db) -> dict:
+    """URLs whose latest attempt said nothing (rate limit, outage): `kept` still carry their
+    last conclusive verdict, `never_confirmed` have none yet. Both are due next run."""
+    kept, never = db.execute(
+        "select coalesce(sum(status is not null), 0), coalesce(sum(status is null), 0) "
+        "from urls where last_attempt_conclusive = 0").fetchone()
+    return {"kept": kept, "never_confirmed": never}
 
 
 def _sorted(counts: dict) -> dict:
@@ -122,6 +132,11 @@ def format_text(summary: dict) -> str:
                  f"{_inline(summary['images'])}")
     if summary["dead_urls"]:
         lines.append(f"Dead (failed repeatedly over days): {summary['dead_urls']}")
+    unconfirmed = summary["unconfirmed"]
+    if unconfirmed["kept"] or unconfirmed["never_confirmed"]:
+        lines.append(f"Last attempt inconclusive (rate limit, outage; due next run): "
+                     f"{unconfirmed['kept']} keep their last verdict, "
+                     f"{unconfirmed['never_confirmed']} never confirmed")
     run, changes = summary["last_run"], summary["changes"]
     if run:
         lines.append(f"Last run #{run['id']} ({run['command']}, {run['status']}, "

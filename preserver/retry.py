@@ -3,8 +3,8 @@
 Transient failures (timeouts, refused or reset connections, 429, 5xx) are retried with
 exponential backoff and jitter, a bounded number of times. A `Retry-After` header (seconds or
 an HTTP date) is honoured when a server sends one; archive.org never does, which is why its 429s
-also pause the whole endpoint class (see `limits`). DNS, TLS and policy failures are not
-retried: another try would say the same thing.
+also pause the whole endpoint class (see `limits`). A temporary DNS failure (EAI_AGAIN) is
+retried too; NXDOMAIN, TLS and policy failures are not: another try would say the same thing.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def is_retryable(exc: BaseException) -> bool:
         return False  # refused by policy, or answered from what this run already knows
     if (getattr(exc, "retry_after", None) or 0) > MAX_RETRY_AFTER_SECONDS:
         return False  # a server asking for a long rest gets it: we come back next run
+    if getattr(exc, "temporary", False):
+        return True  # a DNS failure that may pass (EAI_AGAIN): our network, not the host
     return isinstance(exc, RequestFailed) and exc.status in RETRYABLE
 
 

@@ -2,9 +2,11 @@
 
 A URL is due when it was never checked, when it was healthy and `recheck_ok_days` have passed,
 or when it was failing and `recheck_failed_hours` × 2^(failures − 1) have passed (capped at the
-healthy interval). Stalest first, so a budgeted run makes progress on what matters and the next
-run resumes. As InternetArchiveBot does, a URL is only called dead after `dead_after_failures`
-failed checks in a row spread over at least `dead_after_days`: one bad day kills nothing.
+healthy interval). A URL whose latest attempt was inconclusive (the archive overloaded, our
+network down) is due again at the next run: the outage said nothing about it. Stalest first,
+so a budgeted run makes progress on what matters and the next run resumes. As
+InternetArchiveBot does, a URL is only called dead after `dead_after_failures` conclusive
+failures in a row spread over at least `dead_after_days`: one bad day kills nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ _FAR_PAST = "0000"
 _GOOD_SQL = ", ".join(f"'{status}'" for status in sorted(GOOD))
 _DUE_WHERE = f"""
     u.url is null or u.checked_at is null
+    or u.last_attempt_conclusive = 0
     or (julianday(:now) - julianday(u.checked_at)) * 24 >= case
         when u.status in ({_GOOD_SQL}) then :ok_hours
         else min(:failed_hours * (1 << min(40, max(0, coalesce(nullif(

@@ -30,16 +30,19 @@ class UrlStatus(StrEnum):
     def is_good(self) -> bool:
         return self in (UrlStatus.OK, UrlStatus.REDIRECTED)
 
-    @property
-    def is_network_failure(self) -> bool:
-        """Failures that say more about the host than about this one URL."""
-        return self in (UrlStatus.DNS_ERROR, UrlStatus.CONNECTION_ERROR, UrlStatus.TLS_ERROR)
-
 
 GOOD = frozenset({UrlStatus.OK.value, UrlStatus.REDIRECTED.value})
-OUR_SIDE = frozenset({UrlStatus.RATE_LIMITED})
-ARCHIVE_SIDE = OUR_SIDE | {UrlStatus.TIMEOUT, UrlStatus.DNS_ERROR, UrlStatus.CONNECTION_ERROR,
-                           UrlStatus.TLS_ERROR, UrlStatus.SERVER_ERROR}
+# Statuses that can only mean "we could not ask" when the archive is the one asked: its
+# overload, its outage, our network. They never replace a verdict (see CheckResult).
+ARCHIVE_SIDE = frozenset({UrlStatus.RATE_LIMITED, UrlStatus.TIMEOUT, UrlStatus.DNS_ERROR,
+                          UrlStatus.CONNECTION_ERROR, UrlStatus.TLS_ERROR,
+                          UrlStatus.SERVER_ERROR})
+# On the live web the site itself speaks with a 5xx or a TLS failure; a 429, a timeout, a reset
+# or a temporary DNS failure say nothing about the page. NXDOMAIN from a resolver that answers
+# other names, and refusals confirmed by a second probe, are marked conclusive where they arise
+# (`client`).
+LIVE_INCONCLUSIVE = frozenset({UrlStatus.RATE_LIMITED, UrlStatus.TIMEOUT,
+                               UrlStatus.DNS_ERROR, UrlStatus.CONNECTION_ERROR})
 
 
 class ImageStatus(StrEnum):
@@ -77,15 +80,32 @@ class CheckResult:
     elapsed_ms: int = 0
     coverage: dict | None = None  # captures, first_capture, last_capture (originals)
     method: str = "replay"  # how it was answered: replay, cdx, live
-    inconclusive: bool = False  # said nothing about the URL itself (our side, rate limits)
+    # said nothing about the URL itself (we could not ask): kept in `checks` as an attempt,
+    # never replaces the URL's last conclusive verdict in `urls`
+    inconclusive: bool = False
+    # not even sent: its endpoint class was stopped for the run (nothing is recorded; the
+    # URL stays due)
+    not_sent: bool = False
 
     @classmethod
     def failed(cls, url: str, exc, archive: bool = False) -> CheckResult:
         """From a RequestFailed. When the archive could not be asked (network, rate limit,
-        its own 5xx), the result says nothing about the capture itself: inconclusive."""
-        side = ARCHIVE_SIDE if archive else OUR_SIDE
+        its own 5xx), the result says nothing about the capture itself: inconclusive. On the
+        live web, only a failure `client` confirmed (`exc.conclusive`) is a verdict."""
         return cls(url, exc.status, exc.http_status, error=str(exc),
-                   attempts=getattr(exc, "attempts", 0), inconclusive=exc.status in side)
+                   attempts=getattr(exc, "attempts", 0),
+                   inconclusive=is_inconclusive(exc, archive),
+                   not_sent=getattr(exc, "class_stopped", False)
+                   and not getattr(exc, "attempts", 0))
+
+
+def is_inconclusive(exc, archive: bool) -> bool:
+    """Whether a RequestFailed says nothing about the URL it was for."""
+    if getattr(exc, "class_stopped", False):
+        return True
+    if archive:
+        return exc.status in ARCHIVE_SIDE
+    return exc.status in LIVE_INCONCLUSIVE and not getattr(exc, "conclusive", False)
 
 
 def status_for_http(code: int) -> UrlStatus:
@@ -101,3 +121,9 @@ def status_for_http(code: int) -> UrlStatus:
     if 400 <= code < 500:
         return UrlStatus.CLIENT_ERROR
     return UrlStatus.SERVER_ERROR
+
+
+def archive_could_not_answer(code: int, headers) -> bool:
+    """A 429 or 5xx from the archive itself (no `Memento-Datetime`): its overload or outage,
+    not the capture's archived status. Says nothing about the URL: inconclusive."""
+    return (code == 429 or code >= 500) and "memento-datetime" not in headers
