@@ -65,16 +65,18 @@ def html(title: str) -> bytes:
 def build_world(archive: WaybackArchive, site: LiveSite, corpus: Path) -> None:
     """Articles whose snapshots, originals and images meet every lasting verdict."""
     def article(n: int, path: str, snapshot_ts: str = TS, capture: bool = True,
-                images: list[str] = (), live: bytes | int | None = None) -> None:
+                images: list[str] = (), live: bytes | int | None = None,
+                archived: str | None = None) -> None:
         original = f"{HK}{path}"
+        snapshot_of = f"{HK}{archived}" if archived else original  # url_mismatch when given
         if capture:
-            archive.add(original, snapshot_ts, html(f"article {n}"))
+            archive.add(snapshot_of, snapshot_ts, html(f"article {n}"))
         if isinstance(live, bytes):
             site.route(path, body=live)
         elif isinstance(live, int):
             site.route(path, status=live)
-        write_article(corpus, f"2019/article_{n}.md", f"{WB}/{snapshot_ts}/{original}", original,
-                      [f"{WB}/{TS}im_/{HK}{src}" for src in images], title=f"文章 {n}")
+        write_article(corpus, f"2019/article_{n}.md", f"{WB}/{snapshot_ts}/{snapshot_of}",
+                      original, [f"{WB}/{TS}im_/{HK}{src}" for src in images], title=f"文章 {n}")
 
     cjk = "/news_新聞/hk-discuss/2017/09/法庭-李明哲 1.png"
     archive.add(f"{HK}{cjk}", TS, PNG, "image/png")
@@ -89,12 +91,13 @@ def build_world(archive: WaybackArchive, site: LiveSite, corpus: Path) -> None:
     article(4, "/article/4/未存檔", capture=False, live=html("眾新聞 4"))
     article(5, "/article/5/more%20news", images=[cjk], live=html("眾新聞 5"))
     article(6, "/article/6", live=410)
-    # alone under their host and first path segment: no prefix query covers them, so the
-    # replay itself is asked about each
-    article(7, "/video/7/片段", live=html("眾新聞 7"))
+    # snapshots of another page, alone under their host and first path segment: no CDX query
+    # covers them, so the replay itself is asked about each
+    article(7, "/article/7", archived="/video/7/片段", live=html("眾新聞 7"))
     archive.add(f"{HK}/feature/8", "20180101000000", html("nearest"))
-    article(8, "/feature/8", snapshot_ts="20180301000000", capture=False, live=html("眾新聞 8"))
-    article(9, "/opinion/9/評論", capture=False, live=html("眾新聞 9"))
+    article(8, "/article/8", archived="/feature/8", snapshot_ts="20180301000000", capture=False,
+            live=html("眾新聞 8"))
+    article(9, "/article/9", archived="/opinion/9/評論", capture=False, live=html("眾新聞 9"))
 
 
 def verdicts(db: sqlite_utils.Database) -> dict[str, str | None]:
