@@ -42,5 +42,5 @@ class Exclusions:
         pattern = self.match(url) if self.patterns else None
         if pattern is None:
             return None
-        return CheckResult(url, UrlStatus.EXCLUDED, error=f"excluded by the pattern {pattern!r}",
+        return CheckResult(url, UrlStatus.EXCLUDED, error=f"excluded by the pattern `{pattern}`",
                            method="config", inconclusive=True)
