@@ -250,13 +250,14 @@ def _extract_references(article: Article, body: str) -> None:
               html.unescape(m[2] if m[2] is not None else m[3])) for m in _TAG.finditer(body)]
     found += [(m.start(), _IMAGE if body[m.start() - 1 : m.start()] == "!" else _LINK, m[1])
               for m in _MARKDOWN.finditer(body)]
-    if "{{" in body:  # a shortcode is rare: most bodies skip this search
-        found += [(m.start(), _EMBED, m[1] or m[2] or m[3] or "")  # Markdown: no entities
-                  for m in _SHORTCODE.finditer(body)]
+    found += [(m.start(), _EMBED, m[1] or m[2] or m[3] or "")  # Markdown: no entities
+              for m in _SHORTCODE.finditer(body)]  # (cheaper than a `"{{" in body` test first)
     found.sort()
-    article.images, article.links, article.embeds = (
-        _unique(resolve_link(u, page) for _, r, u in found if r == role and u.strip())
-        for role in (_IMAGE, _LINK, _EMBED))
+    by_role: tuple[list, list, list] = ([], [], [])  # images, links, embeds
+    for _, role, url in found:
+        if url.strip():
+            by_role[role].append(resolve_link(url, page))
+    article.images, article.links, article.embeds = map(_unique, by_role)
 
 
 def _unique(urls) -> list[str]:
