@@ -168,13 +168,15 @@ class Crawler:
                                    self._image_firsts())
             await index.refresh(index.plan(keys)[0], budget)
             await self._check_snapshots(archive, index, archived_links, budget, phase="links")
-            await self._check_snapshots(archive, index, archived_embeds, budget, phase="embeds",
-                                        use_index=audit is None)
             # live pages and archived images pace on different limiters: run side by side,
             # so a slow live host does not hold up the archive (or the other way round); the
             # snapshots, mostly answered from the index, fill the gaps between downloads
             await asyncio.gather(self._check_snapshots(archive, index, snapshots, budget,
                                                        use_index=audit is None),
+                                 # embeds mostly need a replay each: they share its pace with
+                                 # the images rather than go first
+                                 self._check_snapshots(archive, index, archived_embeds, budget,
+                                                       use_index=audit is None, phase="embeds"),
                                  self._check_originals(client, index, originals, budget),
                                  self._save_images(saver, index, image_keys, budget),
                                  self._check_originals(client, index, live_links, budget,

@@ -211,7 +211,7 @@ VIEWS = {
         where l.role = 'image' and i.status is not 'saved'""",
     # URLs whose latest check failed while their check in an earlier run was ok/redirected.
     # Failures that say nothing about the URL are left out: rate limits anywhere, and the
-    # archive being unreachable for a snapshot or an image.
+    # archive being unreachable for a snapshot, an image or an embed; excluded URLs.
     "newly_broken": """
         select url, role, was, status, error,
           (select a.title from articles a where a.path =
@@ -231,7 +231,7 @@ VIEWS = {
             and cur.status not in ('ok', 'redirected', 'rate_limited', 'excluded')
             and prev.status in ('ok', 'redirected')
         ) n
-        where not (role in ('snapshot', 'image') and status in ('timeout', 'dns_error',
+        where not (role in ('snapshot', 'image', 'embed') and status in ('timeout', 'dns_error',
                    'connection_error', 'tls_error', 'server_error'))""",
     # How the corpus is doing, by publication year and category.
     # (materialized: each verdict is worked out once, not once per sum)

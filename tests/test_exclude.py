@@ -7,18 +7,23 @@ import json
 
 import sqlite_utils
 
-from tests.conftest import run_cli, write_article, write_config
+from tests.conftest import PNG, run_cli, write_article, write_config
 
 WB = "https://web.archive.org/web"
 HK = "https://www.hkcnews.com"
 TS = "20210712022351"
 GONE = "https://gone.example"
+AD = f"{WB}/{TS}im_/{HK}/news_新聞/廣告/banner 1.png"
+KEPT_IMAGE = f"{WB}/{TS}im_/{HK}/news_新聞/hk/相片 1.png"
 
 
 def corpus_with_links(corpus, archive, site):
     archive.add(f"{HK}/article/1", TS, b"<html>article</html>")
     archive.add("https://www.youtube.com/embed/tracked", TS, b"<html>video</html>")
-    path = write_article(corpus, "新聞/a.md", f"{WB}/{TS}/{HK}/article/1", f"{HK}/article/1")
+    for image in (AD, KEPT_IMAGE):
+        archive.add(image.split("im_/")[1], TS, PNG, "image/png")
+    path = write_article(corpus, "新聞/a.md", f"{WB}/{TS}/{HK}/article/1", f"{HK}/article/1",
+                         images=[AD, KEPT_IMAGE])
     path.write_text(path.read_text(encoding="utf-8") + (
         f"\n[留言]({GONE}/forever/頁)\n"
         f"[追蹤](https://tracker.example/pixel?id=1)\n"
@@ -36,17 +41,22 @@ def test_excluded_urls_are_never_requested(tmp_path, corpus, archive, site):
     config = write_config(
         tmp_path, archive, corpus, live_extra='exclude = ["^https://tracker\\\\.example/"]',
         origins={HK: site.base_url, GONE: site.base_url, "https://tracker.example": site.base_url})
-    result = run_cli("run", "--config", str(config), "--links",
-                     "--exclude", "/forever/", "--exclude", r"youtube\.com/embed/")
+    result = run_cli("run", "--config", str(config), "--links", "--exclude", "/forever/",
+                     "--exclude", r"youtube\.com/embed/", "--exclude", "廣告")
     assert result.exit_code == 0, result.output
 
     paths = [r.path for r in site.requests]
     assert "/kept" in paths and "/article/1" in paths  # the others were checked
     assert not any("forever" in p or "pixel" in p for p in paths)
-    assert not any("youtube" in r.path for r in archive.requests)
+    assert not any("youtube" in r.path or "%E5%BB%A3" in r.path for r in archive.requests)
+    assert any("%E7%9B%B8" in r.path for r in archive.requests)  # 相: the kept image, fetched
     db = sqlite_utils.Database(tmp_path / "preserver.db")
+    images = {r["url"]: r["status"] for r in db["images"].rows}
+    assert images == {KEPT_IMAGE: "saved"}  # the excluded image: no row, no file
+    missing = list(db.query("select status, url from missing_images"))
+    assert missing == [{"status": "excluded", "url": AD}]
     urls = {r["url"]: r for r in db["urls"].rows}
-    for url, pattern in ((f"{GONE}/forever/頁", "/forever/"),
+    for url, pattern in ((AD, "廣告"), (f"{GONE}/forever/頁", "/forever/"),
                          ("https://tracker.example/pixel?id=1", "^https://tracker\\.example/"),
                          (f"{WB}/{TS}if_/https://www.youtube.com/embed/tracked",
                           r"youtube\.com/embed/")):
