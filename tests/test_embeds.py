@@ -98,7 +98,7 @@ def test_embed_shapes_and_link_shapes_are_read():
         f"{WB}/{TS}/https://www.facebook.com/p/posts/1?__xts__[0]=68.AR&__tn__=-R"]
 
 
-def test_embeds_are_checked_as_snapshots_on_every_run(tmp_path, corpus, archive):
+def test_embeds_are_checked_as_snapshots_on_every_run(tmp_path, corpus, archive, site):
     exact = "https://www.youtube.com/embed/exact"
     nearest = "https://www.youtube.com/embed/nearest"
     missing = "https://www.facebook.com/plugins/video.php?href=gone&show_text=0"
@@ -107,10 +107,11 @@ def test_embeds_are_checked_as_snapshots_on_every_run(tmp_path, corpus, archive)
     archive.add(f"{HK}/article/1", TS, b"<html>article</html>")
     path = write_article(corpus, "新聞/a.md", f"{WB}/{TS}/{HK}/article/1", f"{HK}/article/1")
     path.write_text(path.read_text(encoding="utf-8") + "".join(
-        f'\n{{{{< video src="{WB}/{TS}if_/{u}" >}}}}\n' for u in (exact, nearest, missing)),
-        encoding="utf-8")
-    config = write_config(tmp_path, archive, corpus,
-                          origins={HK: f"http://127.0.0.1:{closed_port()}"})
+        f'\n{{{{< video src="{WB}/{TS}if_/{u}" >}}}}\n' for u in (exact, nearest, missing))
+        + '\n<iframe src="https://player.example/live"></iframe>\n', encoding="utf-8")
+    site.route("/live", body=b"<html><title>player</title></html>")
+    config = write_config(tmp_path, archive, corpus, origins={
+        HK: f"http://127.0.0.1:{closed_port()}", "https://player.example": site.base_url})
     result = run_cli("run", "--config", str(config))  # no --links
     assert result.exit_code == 0, result.output
 
@@ -121,18 +122,19 @@ def test_embeds_are_checked_as_snapshots_on_every_run(tmp_path, corpus, archive)
     assert {u: (r["status"], r["capture_timestamp"]) for u, r in rows.items()} == {
         f"{WB}/{TS}if_/{exact}": ("ok", TS),
         f"{WB}/{TS}if_/{nearest}": ("redirected", "20190101000000"),
-        f"{WB}/{TS}if_/{missing}": ("not_found", None)}
+        f"{WB}/{TS}if_/{missing}": ("not_found", None),
+        "https://player.example/live": ("ok", None)}  # not archived: asked on the live web
     replays = [r.path for r in archive.requests if r.endpoint_class == "replay"]
     assert sum("youtube.com/embed" in p or "facebook.com" in p for p in replays) == 3
     assert not any("youtube.com" in r.path for r in archive.requests
                    if r.endpoint_class == "cdx")  # no prefix query of YouTube's embeds
 
     summary = json.loads(run_cli("report", "--config", str(config), "--format", "json").output)
-    assert summary["urls"]["embed"] == {"not_found": 1, "ok": 1, "redirected": 1}
+    assert summary["urls"]["embed"] == {"not_found": 1, "ok": 2, "redirected": 1}
     assert "Embeds:" in run_cli("report", "--config", str(config)).output
     health = next(db.query("select embeds_broken, embed_count, problems from article_health"))
-    assert (health["embeds_broken"], health["embed_count"]) == (1, 3)
-    assert "1 of 3 embeds gone from the archive" in health["problems"]
+    assert (health["embeds_broken"], health["embed_count"]) == (1, 4)
+    assert "1 of 4 embeds gone from the archive" in health["problems"]
 
 
 def test_a_ledger_scanned_before_embeds_reads_every_file_again(tmp_path, corpus, archive):
