@@ -25,12 +25,18 @@ from .urls import is_http_url, parse_wayback_url, resolve_link, same_original
 
 # C0 controls other than tab, newline and carriage return; YAML refuses them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# <img src> and <a href>; ![](...) and [](...). Each pattern starts with a literal character,
-# which lets the regex engine skip through long CJK bodies (one alternation is 6x slower);
-# the link text is matched unrolled (a run of plain characters, then an escape).
-_TAG = re.compile(r"<(img|a)\b[^>]*?\b(?:src|href)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", re.I)
-_MARKDOWN = re.compile(r"\[[^\]\\\n]*(?:\\.[^\]\\\n]*)*\]"
+# <img src>, <a href> and the embedding tags; ![](...) and [](...); Hugo shortcodes
+# `{{< video src="..." >}}`. Each pattern starts with a literal character, which lets the regex
+# engine skip through long CJK bodies (one alternation is 6x slower); the link text is matched
+# unrolled (a run of plain characters, then an escape or a bracketed part: Cloudflare's
+# `[[email protected]](/web/...)`).
+_TAG = re.compile(r"<(img|a|iframe|video|source|audio|embed)\b[^>]*?\b(?:src|href)\s*=\s*"
+                  r"(?:\"([^\"]*)\"|'([^']*)')", re.I)
+_MARKDOWN = re.compile(r"\[[^\[\]\\\n]*(?:(?:\\.|\[[^\[\]\\\n]*\])[^\[\]\\\n]*)*\]"
                        r"\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_SHORTCODE = re.compile(r"\{\{[<%][^}]*?\bsrc\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s\"'}]+))")
+_IMAGE, _LINK, _EMBED = 0, 1, 2
+_TAG_ROLES = {"img": _IMAGE, "a": _LINK}  # the other tags embed media
 _TEXT_FIELDS = ("title", "date", "author", "category")
 _OPENING_LINE = re.compile(r"---[ \t]*\r?\n")
 _YAML_HANDLER = frontmatter.YAMLHandler()
@@ -88,6 +94,7 @@ class Article:
     url_mismatch: bool = False  # the snapshot embeds another page than original_url
     images: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
+    embeds: list[str] = field(default_factory=list)  # iframes, videos, Hugo shortcodes
 
     def fail(self, message: str) -> Article:
         self.parse_status = ParseStatus.ERROR
@@ -239,15 +246,18 @@ def _as_text(value: object) -> str | None:
 
 def _extract_references(article: Article, body: str) -> None:
     page = article.url or ""
-    found = [(m.start(), m[1].lower() == "img", html.unescape(m[2] if m[2] is not None else m[3]))
-             for m in _TAG.finditer(body)]
-    found += [(m.start(), body[m.start() - 1 : m.start()] == "!", m[1])
+    found = [(m.start(), _TAG_ROLES.get(m[1].lower(), _EMBED),
+              html.unescape(m[2] if m[2] is not None else m[3])) for m in _TAG.finditer(body)]
+    found += [(m.start(), _IMAGE if body[m.start() - 1 : m.start()] == "!" else _LINK, m[1])
               for m in _MARKDOWN.finditer(body)]
+    found += [(m.start(), _EMBED, m[1] or m[2] or m[3] or "")  # Markdown: no entities
+              for m in _SHORTCODE.finditer(body)]  # (cheaper than a `"{{" in body` test first)
     found.sort()
-    images = [url for _, is_image, url in found if is_image]
-    links = [url for _, is_image, url in found if not is_image]
-    article.images = _unique(resolve_link(u, page) for u in images if u.strip())
-    article.links = _unique(resolve_link(u, page) for u in links if u.strip())
+    by_role: tuple[list, list, list] = ([], [], [])  # images, links, embeds
+    for _, role, url in found:
+        if url.strip():
+            by_role[role].append(resolve_link(url, page))
+    article.images, article.links, article.embeds = map(_unique, by_role)
 
 
 def _unique(urls) -> list[str]:

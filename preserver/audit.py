@@ -12,7 +12,7 @@ from .config import Config
 from .crawl import Targets, iter_articles
 from .errors import PreserverError
 from .ledger import Ledger, article_rows
-from .status import GOOD, ImageStatus, ParseStatus
+from .status import GOOD, ImageStatus, ParseStatus, UrlStatus
 from .urls import is_http_url, parse_wayback_url
 
 
@@ -60,9 +60,10 @@ def read_targets(config: Config, ledger: Ledger, plan: AuditPlan) -> Targets:
             targets.snapshots.append(article.url)
             targets.originals.append(article.original_url)
             targets.images += article.images
+            targets.embeds += article.embeds
     for url in plan.urls:
         (targets.snapshots if parse_wayback_url(url) else targets.originals).append(url)
-    for name in ("snapshots", "originals", "images"):
+    for name in ("snapshots", "originals", "images", "embeds"):
         setattr(targets, name, list(dict.fromkeys(getattr(targets, name))))
     return targets
 
@@ -75,11 +76,13 @@ def verdicts(ledger: Ledger, targets: Targets) -> list[dict]:
         article = db["articles"].get(path)
         good = article["parse_status"] != ParseStatus.ERROR
         rows.append(_row("article", path, article["parse_status"], article["parse_error"], good))
-    for role, urls in (("snapshot", targets.snapshots), ("original", targets.originals)):
+    for role, urls in (("snapshot", targets.snapshots), ("original", targets.originals),
+                       ("embed", targets.embeds)):
         for url in urls:
             state = _get(db, "urls", url)
             status = state.get("status", "unchecked")
-            rows.append(_row(role, url, status, state.get("error"), status in GOOD,
+            good = status in GOOD or status == UrlStatus.EXCLUDED  # excluded: not a failure
+            rows.append(_row(role, url, status, state.get("error"), good,
                              capture=state.get("capture_timestamp")))
     for url in targets.images:
         image = _get(db, "images", url)

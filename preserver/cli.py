@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -21,6 +22,7 @@ from .audit import AuditUsageError, plan_audit
 from .config import load_config
 from .crawl import run_locked
 from .errors import ConfigError, LedgerLockedError
+from .exclude import compile_patterns
 from .ledger import open_ledger
 from .progress import make_progress
 from .report import FORMATS, format_text, format_verdicts, ledger_summary
@@ -59,6 +61,11 @@ def budget_options(command):
                         default=None, help="Start no new work after this many minutes.")(command)
 
 
+exclude_option = click.option(
+    "--exclude", "exclude", multiple=True, metavar="PATTERN",
+    help="Never request URLs matching this regular expression (repeatable; added to "
+         "[live] exclude); they are recorded as excluded.")
+
 links_option = click.option(
     "--links", is_flag=True,
     help="Check the articles' body links too (archived ones from the CDX index).")
@@ -68,11 +75,12 @@ links_option = click.option(
 @config_option
 @budget_options
 @links_option
+@exclude_option
 def run(config_path: Path, max_minutes: float | None, max_requests: int | None,
-        links: bool) -> None:
+        links: bool, exclude: tuple[str, ...]) -> None:
     """Scan the corpus, check what is due, save the images not saved yet."""
     _run_phases(config_path, "run", Budget(_seconds(max_minutes), max_requests),
-                scan=True, check=True, images=True, links=links)
+                scan=True, check=True, images=True, links=links, exclude=exclude)
 
 
 @cli.command()
@@ -86,11 +94,12 @@ def scan(config_path: Path) -> None:
 @config_option
 @budget_options
 @links_option
+@exclude_option
 def check(config_path: Path, max_minutes: float | None, max_requests: int | None,
-          links: bool) -> None:
+          links: bool, exclude: tuple[str, ...]) -> None:
     """Check the snapshots and originals that are due."""
     _run_phases(config_path, "check", Budget(_seconds(max_minutes), max_requests),
-                scan=False, check=True, images=False, links=links)
+                scan=False, check=True, images=False, links=links, exclude=exclude)
 
 
 @cli.command()
@@ -126,12 +135,18 @@ def report(config_path: Path, fmt: str) -> None:
     click.echo(FORMATS[fmt](ledger_summary(open_ledger(config.ledger_path))))
 
 
-def _load(config_path: Path):
+def _load(config_path: Path, exclude: tuple[str, ...] = ()):
+    """The config, with `--exclude` patterns added to `[live] exclude`."""
     try:
-        return load_config(config_path)
+        config = load_config(config_path)
+        compile_patterns(exclude, "--exclude")
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    if not exclude:
+        return config
+    live = replace(config.live, exclude=[*config.live.exclude, *exclude])
+    return replace(config, live=live)
 
 
 @cli.command()
@@ -139,10 +154,12 @@ def _load(config_path: Path):
 @click.argument("items", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
-def audit(config_path: Path, items: tuple[str, ...], fmt: str) -> None:
+@exclude_option
+def audit(config_path: Path, items: tuple[str, ...], fmt: str,
+          exclude: tuple[str, ...]) -> None:
     """Check ITEMS now (article files, folders of the corpus, or single URLs), whatever the
     schedule says; print how each stands; exit 0 if all are good, 1 if any is not."""
-    config = _load(config_path)
+    config = _load(config_path, exclude)
     try:
         plan = plan_audit(config, list(items))
         outcome = run_locked(config, "audit", Budget(), scan=False, check=False, images=False,
@@ -175,8 +192,8 @@ def save(config_path: Path, max_minutes: float | None, max_requests: int | None,
 
 
 def _run_phases(config_path: Path, command: str, budget: Budget, *, scan: bool, check: bool,
-                images: bool, **extra) -> None:
-    config = _load(config_path)
+                images: bool, exclude: tuple[str, ...] = (), **extra) -> None:
+    config = _load(config_path, exclude)
     quiet = (click.get_current_context().obj or {}).get("quiet", False)
     try:
         outcome = run_locked(config, command, budget, scan=scan, check=check, images=images,

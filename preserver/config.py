@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .exclude import compile_patterns
 
 ARCHIVE_DEFAULT = "https://web.archive.org"
 KNOWN_TIMEMAPS = {
@@ -85,6 +86,9 @@ class LiveConfig:
     # A dead site restored elsewhere (a static mirror) can stand in for its origin:
     # {"https://www.hkcnews.com" = "http://mirror.example:8080"}. Like curl --resolve.
     origins: dict = field(default_factory=dict)
+    # Regular expressions searched in each URL (lychee's --exclude): a match is never
+    # requested and is recorded as `excluded`. Also `--exclude PATTERN` on the command line.
+    exclude: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,10 @@ def _validate(config: Config, source: Path) -> None:
                           f"endpoints does not define (known: {sorted(config.memento.endpoints)})")
     urls.update({f"[memento] endpoints value for {k!r}": v
                  for k, v in config.memento.endpoints.items()})
+    if not all(isinstance(p, str) for p in config.live.exclude):
+        raise ConfigError(f"{source}: [live] exclude must be a list of strings (regular "
+                          f"expressions), got {config.live.exclude!r}")
+    compile_patterns(config.live.exclude, f"{source}: [live] exclude")
     if config.archive.kind not in ("wayback", "pywb"):
         raise ConfigError(f"{source}: [archive] kind must be \"wayback\" or \"pywb\", "
                           f"got {config.archive.kind!r}")

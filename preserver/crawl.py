@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from .articles import read_article
 from .config import Config
 from .errors import NoNetworkError, RequestFailed
+from .exclude import Exclusions
 from .ledger import CURRENT_LINKS, Ledger, LedgerLock, article_rows, open_ledger
 from .progress import LineProgress
 from .schedule import Budget, due_params, due_sql
@@ -58,6 +59,7 @@ class RunSummary:
     images: Counter = field(default_factory=Counter)  # image status -> n
     saves: Counter = field(default_factory=Counter)  # save status -> n
     links: Counter = field(default_factory=Counter)  # body link status -> n
+    embeds: Counter = field(default_factory=Counter)  # embedded video/iframe status -> n
     elsewhere: Counter = field(default_factory=Counter)  # found / not_found in other archives
     requests: int = 0
     regressions: int = 0
@@ -71,7 +73,7 @@ class RunSummary:
             "articles": sum(self.articles.values()), "parse": dict(self.articles),
             "snapshots": dict(self.snapshots), "originals": dict(self.originals),
             "images": dict(self.images), "images_saved": self.images.get("saved", 0),
-            "saves": dict(self.saves), "links": dict(self.links),
+            "saves": dict(self.saves), "links": dict(self.links), "embeds": dict(self.embeds),
             "requests": self.requests, "regressions": self.regressions,
             "unreachable_hosts": self.unreachable, "budget_spent": self.budget_spent,
             "stopped_classes": self.stopped, "left_due": dict(self.left_due),
@@ -84,6 +86,7 @@ class Crawler:
         self.ledger = ledger
         self.summary = RunSummary()
         self.progress = progress or LineProgress()
+        self.exclusions = Exclusions(config.live.exclude)
 
     # -- scan ---------------------------------------------------------------------------
     def scan(self) -> None:
@@ -162,16 +165,23 @@ class Crawler:
             snapshots = self._due("snapshot", check)
             originals = self._due("original", check)
             body_links = list(self._due("link", check and links))
+            embeds = list(self._due("embed", check))  # always: they are the article's media
             image_keys = self._image_work(saver, None if images else [])
         else:
             snapshots = Worklist.of(db, "snapshot", audit.snapshots)
             originals = Worklist.of(db, "original", audit.originals)
-            body_links = []
+            body_links, embeds = [], audit.embeds
             image_keys = self._image_work(saver, audit.images, due_only=False)
         archived_links = [u for u in body_links if parse_wayback_url(u)]
         live_links = [u for u in body_links if not parse_wayback_url(u) and is_http_url(u)]
-        keys = itertools.chain((_original(u) for u in snapshots), originals,
-                               (_original(u) for u in archived_links), self._image_firsts())
+        archived_embeds = [u for u in embeds if parse_wayback_url(u)]
+        live_embeds = [u for u in embeds if not parse_wayback_url(u) and is_http_url(u)]
+        kept = self._not_excluded
+        # embeds stay out of the plan: 12,249 of them under youtube.com/embed/ would earn
+        # a prefix query of all of YouTube's embeds; the index answers those it covers
+        keys = itertools.chain((_original(u) for u in kept(snapshots)), kept(originals),
+                               (_original(u) for u in kept(archived_links)),
+                               self._image_firsts())
         await index.refresh(index.plan(keys)[0], budget)
         await self._check_snapshots(archive, index, archived_links, budget, phase="links")
         # live pages and archived images pace on different limiters: run side by side,
@@ -179,10 +189,16 @@ class Crawler:
         # snapshots, mostly answered from the index, fill the gaps between downloads
         await asyncio.gather(self._check_snapshots(archive, index, snapshots, budget,
                                                    use_index=audit is None),
+                             # embeds mostly need a replay each: they share its pace with
+                             # the images rather than go first
+                             self._check_snapshots(archive, index, archived_embeds, budget,
+                                                   use_index=audit is None, phase="embeds"),
                              self._check_originals(client, index, originals, budget),
                              self._save_images(saver, index, image_keys, budget),
                              self._check_originals(client, index, live_links, budget,
-                                                   phase="links"))
+                                                   phase="links"),
+                             self._check_originals(client, index, live_embeds, budget,
+                                                   phase="embeds"))
         if self.config.memento.timemaps and not budget.exhausted():
             checked = [*snapshots, *(url for key in image_keys
                                      for url in self._image_group(key))]
@@ -255,6 +271,10 @@ class Crawler:
             self.summary.requests = client.requests_sent
         self.progress.finish("saves", f"{len(urls)} submitted ({_counts(self.summary.saves)})")
 
+    def _not_excluded(self, urls):
+        return (url for url in urls if self.exclusions.match(url) is None) \
+            if self.exclusions.patterns else urls
+
     def _due(self, role: str, wanted: bool = True) -> Worklist:
         """The corpus's URLs of this role that are due, stalest first (empty if not wanted)."""
         worklist = Worklist(self.ledger.db, role)
@@ -266,15 +286,19 @@ class Crawler:
     async def _check_snapshots(self, archive: Archive, index: CaptureIndex, urls,
                                budget: Budget, use_index: bool = True,
                                phase: str = "snapshots") -> None:
-        """Snapshots (and archived body links): from the index where it covers them."""
+        """Snapshots (and archived body links and embeds): from the index where it covers
+        them; excluded ones without a request."""
         if not urls and phase != "snapshots":
             return
-        counter = self.summary.snapshots if phase == "snapshots" else self.summary.links
+        counter = getattr(self.summary, phase)
         self.progress.start(phase, len(urls), self.config.archive.replay_per_minute / 60)
         remote, batch, local = [], [], 0
         for url in itertools.chain(urls, [None]):  # None: the end, write the last batch
             wayback = parse_wayback_url(url)
-            if wayback is not None and use_index and index.covers(wayback.original):
+            excluded = self.exclusions.result(url) if url is not None else None
+            if excluded is not None:
+                batch.append(excluded)
+            elif wayback is not None and use_index and index.covers(wayback.original):
                 batch.append(index.snapshot_result(url, wayback))
             elif url is not None:
                 remote.append(url)
@@ -296,9 +320,12 @@ class Crawler:
             return
         from .live import check_live
 
-        counter = self.summary.originals if phase == "originals" else self.summary.links
+        counter = getattr(self.summary, phase)
 
         async def check(url: str) -> CheckResult:
+            excluded = self.exclusions.result(url)
+            if excluded is not None:
+                return excluded
             result = await check_live(client, url)
             if phase != "originals":
                 return result
@@ -409,6 +436,9 @@ class Crawler:
                            image_keys: Worklist, budget: Budget) -> None:
         async def save(urlkey: str):
             urls = self._image_group(urlkey)
+            excluded = next(filter(None, map(self.exclusions.result, urls)), None)
+            if excluded is not None:  # not fetched under any of its spellings
+                return urlkey, urls, excluded
             wayback = parse_wayback_url(urls[0])  # every spelling has this canonical key
             if wayback is None or not index.covers(wayback.original, urlkey):
                 return urlkey, urls, await saver.save(urls[0])
@@ -419,6 +449,11 @@ class Crawler:
 
         def record(done) -> None:
             urlkey, urls, outcome = done
+            if isinstance(outcome, CheckResult):  # excluded: its URLs say so; no image row
+                self.ledger.record_checks([replace(outcome, url=url) for url in urls])
+                self.summary.images[outcome.status.value] += len(urls)
+                self.progress.advance("images")
+                return
             if outcome.check.not_sent:  # the class stopped: the image stays due
                 self.summary.left_due["images"] += 1
                 return
@@ -470,6 +505,7 @@ class Targets:
     snapshots: list[str] = field(default_factory=list)
     originals: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
+    embeds: list[str] = field(default_factory=list)
     articles: list[str] = field(default_factory=list)  # ledger paths of the named articles
 
 

@@ -24,7 +24,7 @@ import sqlite_utils
 from .config import ScheduleConfig
 from .errors import LedgerLockedError
 from .schedule import is_dead
-from .status import GOOD, ImageStatus, RunStatus
+from .status import GOOD, ImageStatus, RunStatus, UrlStatus
 
 SCHEMA = {
     "runs": {
@@ -38,6 +38,7 @@ SCHEMA = {
         "parse_status": str, "parse_error": str, "sha256": str, "size": int,
         "image_count": int, "link_count": int, "scanned_at": str, "run_id": int,
         "mtime_ns": int, "removed_at": str,
+        "embed_count": int,  # videos and iframes (Hugo shortcodes, <iframe>, <video>)
     },
     "links": {"article_path": str, "url": str, "role": str, "position": int},
     "urls": {
@@ -121,6 +122,8 @@ VIEWS = {
           ('url', 'too_many_redirects', 0, 'a redirect loop, or more than [live] max_redirects'),
           ('url', 'blocked', 0, 'never requested: not http(s), or a private address'),
           ('url', 'invalid', 0, 'not a URL that can be requested'),
+          ('url', 'excluded', 0, 'never requested: matches an exclude pattern ([live] exclude '
+             || 'or --exclude); not a failure'),
           ('image', 'saved', 1, 'saved under the media folder, checked to be an image, hashed'),
           ('image', 'missing', 0, 'the archive never captured this image'),
           ('image', 'invalid', 0, 'the archive served something that is not an image (an '
@@ -137,9 +140,9 @@ VIEWS = {
             when 3 then 'unreadable' when 4 then 'archive unreachable'
             when 5 then 'not checked yet' when 6 then 'original gone' when 7 then 'ok'
             else 'file removed' end as verdict,
-          problems, snapshot_status, original_status, images_saved, image_count, url,
-          original_url, date, category, year, capture_year, captures, parse_status, severity,
-          snapshot_confirmed_at,
+          problems, snapshot_status, original_status, images_saved, image_count, embeds_broken,
+          embed_count, url, original_url, date, category, year, capture_year, captures,
+          parse_status, severity, snapshot_confirmed_at,
           case when snapshot_confirmed_at is null then
                  case when snapshot_attempt_at is null then 'not checked yet'
                       else 'never confirmed; last attempt ' || snapshot_attempt_status || ' '
@@ -157,11 +160,11 @@ VIEWS = {
               when parse_status = 'error' then 3
               when snapshot_status in ('ok', 'redirected') then
                 case when images_saved < image_count then 2
-                     when original_status in ('ok', 'redirected') then 7
+                     when original_status in ('ok', 'redirected', 'excluded') then 7
                      when original_status is null then 7  -- unknown is not gone
                      else 6 end
               when snapshot_status is null and snapshot_attempt_at is not null then 4
-              when snapshot_status is null then 5
+              when snapshot_status is null or snapshot_status = 'excluded' then 5
               when snapshot_status in ('rate_limited', 'timeout', 'dns_error',
                 'connection_error', 'tls_error', 'server_error') then 4
               else 1
@@ -173,6 +176,8 @@ VIEWS = {
                       then 'snapshot ' || snapshot_status || '; ' else '' end
               || case when images_saved < image_count then (image_count - images_saved)
                       || ' of ' || image_count || ' images not saved; ' else '' end
+              || case when embeds_broken > 0 then embeds_broken || ' of ' || embed_count
+                      || ' embeds gone from the archive; ' else '' end
               || case when original_status not in ('ok', 'redirected')
                       then 'original ' || original_status || '; ' else '' end
               || case when removed_at is not null then 'file removed ' || removed_at
@@ -188,6 +193,12 @@ VIEWS = {
                  where l.article_path = a.path and l.role = 'image' and i.status = 'saved')
                  as images_saved,
               coalesce(a.image_count, 0) as image_count,
+              case when a.embed_count > 0 then  -- four articles in five have none: no search
+                (select count(distinct l.url) from links l join urls e on e.url = l.url
+                 where l.article_path = a.path and l.role = 'embed' and e.status in
+                   ('not_found', 'soft_404', 'client_error', 'too_many_redirects', 'blocked',
+                    'invalid')) else 0 end as embeds_broken,
+              coalesce(a.embed_count, 0) as embed_count,
               substr(a.snapshot_timestamp, 1, 4) as capture_year, a.url, a.original_url
             from articles a
             left join urls s on s.url = a.url
@@ -221,7 +232,7 @@ VIEWS = {
         where l.role = 'image' and i.status is not 'saved'""",
     # URLs whose latest check failed while their check in an earlier run was ok/redirected.
     # Failures that say nothing about the URL are left out: rate limits anywhere, and the
-    # archive being unreachable for a snapshot or an image.
+    # archive being unreachable for a snapshot, an image or an embed; excluded URLs.
     "newly_broken": """
         select url, role, was, status, error,
           (select a.title from articles a where a.path =
@@ -239,11 +250,11 @@ VIEWS = {
           join checks prev on prev.id = (select max(c.id) from checks c
                                          where c.url = u.url and c.run_id < cur.run_id
                                          and coalesce(c.conclusive, 1))
-          where u.status not in ('ok', 'redirected', 'rate_limited')
-            and cur.status not in ('ok', 'redirected', 'rate_limited')
+          where u.status not in ('ok', 'redirected', 'rate_limited', 'excluded')
+            and cur.status not in ('ok', 'redirected', 'rate_limited', 'excluded')
             and prev.status in ('ok', 'redirected')
         ) n
-        where not (role in ('snapshot', 'image') and status in ('timeout', 'dns_error',
+        where not (role in ('snapshot', 'image', 'embed') and status in ('timeout', 'dns_error',
                    'connection_error', 'tls_error', 'server_error'))""",
     # How the corpus is doing, by publication year and category.
     # (materialized: each verdict is worked out once, not once per sum)
@@ -269,7 +280,7 @@ VIEWS = {
           sum(s.status in ('not_found', 'soft_404', 'client_error', 'too_many_redirects',
               'blocked', 'invalid')) as broken,
           sum(s.status is null or s.status in ('rate_limited', 'timeout', 'dns_error',
-              'connection_error', 'tls_error', 'server_error')) as not_checked
+              'connection_error', 'tls_error', 'server_error', 'excluded')) as not_checked
         from articles a
         left join urls s on s.url = a.url
         where a.removed_at is null and a.snapshot_timestamp is not null
@@ -326,6 +337,9 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             missing = {c: t for c, t in columns.items() if c not in table.columns_dict}
             for column, kind in missing.items():
                 table.add_column(column, kind)
+            if name == "articles" and "embed_count" in missing:
+                # scanned before embeds were read: the next scan reads every file again
+                db.execute("update articles set mtime_ns = null")
     for name in SUPERSEDED_INDEXES:
         db.execute(f"drop index if exists [{name}]")
     for name, columns in INDEXES:
@@ -486,11 +500,14 @@ class Ledger:
         if result.inconclusive:  # an outage says nothing about the URL: the verdict stays
             return attempt
         good = result.status.value in GOOD
-        if before in GOOD and not good:
-            self.regressions += 1
-        last_ok = checked_at if good else last_ok
-        first_failed = None if good else (first_failed or checked_at)
-        failures = 0 if good else (failures or 0) + 1
+        if result.status == UrlStatus.EXCLUDED:  # never asked, by our choice: not a failure
+            failures, first_failed = 0, None
+        else:
+            if before in GOOD and not good:
+                self.regressions += 1
+            last_ok = checked_at if good else last_ok
+            first_failed = None if good else (first_failed or checked_at)
+            failures = 0 if good else (failures or 0) + 1
         state = {
             **attempt,
             "status": result.status.value, "http_status": result.http_status,
@@ -582,7 +599,8 @@ def _upsert_rows(db: sqlite_utils.Database, table: str, key: str, rows: list[dic
 ARTICLE_COLUMNS = (
     "path", "title", "date", "author", "category", "tags", "url", "original_url",
     "snapshot_timestamp", "url_mismatch", "parse_status", "parse_error", "sha256", "size",
-    "mtime_ns", "image_count", "link_count", "scanned_at", "run_id", "removed_at")
+    "mtime_ns", "image_count", "link_count", "embed_count", "scanned_at", "run_id",
+    "removed_at")
 LINK_COLUMNS = ("article_path", "url", "role", "position")
 # json.dumps(..., ensure_ascii=False) builds a new encoder on every call; this one is built once
 _JSON = json.JSONEncoder(ensure_ascii=False).encode
@@ -601,16 +619,17 @@ class ArticleRows(NamedTuple):
 
 def article_rows(article) -> ArticleRows:
     """An `articles.Article` as rows: its own, and its links (its snapshot, its original,
-    its images and its body links, numbered in that order)."""
+    its images, its body links and its embeds, numbered in that order)."""
     values = (
         article.path, article.title, article.date, article.author, article.category,
         _JSON(article.tags), article.url, article.original_url, article.snapshot_timestamp,
         int(article.url_mismatch), article.parse_status.value, article.parse_error,
         article.sha256, article.size, article.mtime_ns, len(article.images),
-        len(article.links))
+        len(article.links), len(article.embeds))
     roles = ([("snapshot", article.url)] if article.url else []) \
         + ([("original", article.original_url)] if article.original_url else []) \
-        + [("image", u) for u in article.images] + [("link", u) for u in article.links]
+        + [("image", u) for u in article.images] + [("link", u) for u in article.links] \
+        + [("embed", u) for u in article.embeds]
     path = article.path
     links = [(path, url, role, position) for position, (role, url) in enumerate(roles)]
     return ArticleRows(path, article.parse_status.value, article.parse_error, values, links)

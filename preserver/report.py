@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import sqlite_utils
 
 from .ledger import CURRENT_LINKS
-from .status import GOOD
+from .status import GOOD, UrlStatus
 
 WORST_ARTICLES = 10
 CHANGES_SHOWN = 20
@@ -90,7 +90,8 @@ def _changes(db, run_id: int | None) -> dict:
         "where u.url in (select url from checks where run_id = ?) "
         "and u.previous_status is not null and u.previous_status != u.status "
         "order by u.url", [run_id]))
-    worse = [r for r in rows if r["before"] in GOOD and r["after"] not in GOOD]
+    worse = [r for r in rows if r["before"] in GOOD and r["after"] not in GOOD
+             and r["after"] != UrlStatus.EXCLUDED]  # excluded: not asked, not worse
     better = [r for r in rows if r["before"] not in GOOD and r["after"] in GOOD]
     return {"run_id": run_id, "worse_count": len(worse), "better_count": len(better),
             "worse": worse[:CHANGES_SHOWN], "better": better[:CHANGES_SHOWN]}
@@ -123,7 +124,7 @@ def format_text(summary: dict) -> str:
     articles = summary["articles"]
     lines = [f"Articles: {articles['total']} ({_inline(articles['by_parse_status'])}; "
              f"{articles['url_mismatch']} with a snapshot of another page)"]
-    for role in ("snapshot", "original", "image", "link"):
+    for role in ("snapshot", "original", "image", "link", "embed"):
         counts = summary["urls"].get(role)
         if counts:
             lines.append(f"{role.capitalize() + 's:':12} {sum(counts.values()):>7}  "

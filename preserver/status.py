@@ -25,6 +25,7 @@ class UrlStatus(StrEnum):
     TOO_MANY_REDIRECTS = "too_many_redirects"
     BLOCKED = "blocked"  # refused by our safety policy (scheme, private address)
     INVALID = "invalid"  # not a URL we can request
+    EXCLUDED = "excluded"  # never requested: matches an exclude pattern ([live] exclude)
 
     @property
     def is_good(self) -> bool:
