@@ -55,6 +55,12 @@ class Response:
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
+    @property
+    def is_memento(self) -> bool:
+        """A capture replayed (it carries `Memento-Datetime`): its status is the one the site
+        gave when it was captured (an archived 429 or 503 included), not the server's own."""
+        return "memento-datetime" in self.headers
+
 
 @dataclass(frozen=True)
 class _Ask:
@@ -191,7 +197,8 @@ class HttpClient:
             url = encode_once(urljoin(url, location))
             redirects.append(url)
         response.redirects = redirects
-        if response.status_code == 429 or response.status_code >= 500:
+        if (response.status_code == 429 or response.status_code >= 500) \
+                and not response.is_memento:  # an archived 429/5xx is an answer: no retry
             raise _retryable(response)
         return response
 
@@ -209,7 +216,7 @@ class HttpClient:
                     self._note_failure(origin, limiter, exc)
                     raise
         if endpoint in ARCHIVE_CLASSES:
-            if response.status_code == 429:
+            if response.status_code == 429 and not response.is_memento:
                 limiter.penalise("HTTP 429")
             else:
                 limiter.note_success()

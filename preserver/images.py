@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archive import Archive
+from .archive import Archive, read_not_a_memento
 from .client import HttpClient
 from .errors import RequestFailed, UnsafePathError
 from .ledger import now
@@ -102,6 +102,10 @@ class ImageSaver:
         check = CheckResult(url, status_for_http(response.status_code), response.status_code,
                             attempts=response.attempts, elapsed_ms=response.elapsed_ms,
                             method="replay" if wayback else "live")
+        if wayback and 200 <= response.status_code < 300 and not response.is_memento:
+            read_not_a_memento(check, response)  # an exclusion or error page, no capture
+            return ImageOutcome({**row, "status": ImageStatus.FAILED, "error": check.error},
+                                check)
         if response.redirects:
             check.status = UrlStatus.REDIRECTED if check.status == UrlStatus.OK else check.status
             check.final_url = response.redirects[-1]

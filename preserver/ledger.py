@@ -117,6 +117,8 @@ VIEWS = {
           ('url', 'too_many_redirects', 0, 'a redirect loop, or more than [live] max_redirects'),
           ('url', 'blocked', 0, 'never requested: not http(s), or a private address'),
           ('url', 'invalid', 0, 'not a URL that can be requested'),
+          ('url', 'excluded', 0, 'excluded from the archive (its exclusion page, or the CDX '
+             || '403 "Blocked Site Error"): error says why'),
           ('image', 'saved', 1, 'saved under the media folder, checked to be an image, hashed'),
           ('image', 'missing', 0, 'the archive never captured this image'),
           ('image', 'invalid', 0, 'the archive served something that is not an image (an '

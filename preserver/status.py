@@ -25,6 +25,9 @@ class UrlStatus(StrEnum):
     TOO_MANY_REDIRECTS = "too_many_redirects"
     BLOCKED = "blocked"  # refused by our safety policy (scheme, private address)
     INVALID = "invalid"  # not a URL we can request
+    # the archive holds it but will not show it: an exclusion page (200 without
+    # Memento-Datetime) or the CDX's 403 "Blocked Site Error"; `error` gives the reason
+    EXCLUDED = "excluded"
 
     @property
     def is_good(self) -> bool:
