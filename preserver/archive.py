@@ -5,7 +5,10 @@ mirror or a local test archive can stand in. The snapshot check asks the replay 
 capture with `id_` (raw bytes, no rewriting) and does not follow redirects, because the archive's
 redirect is the answer: a 302 without `Memento-Datetime` means "not at that timestamp, here is
 the nearest"; a 3xx *with* `Memento-Datetime` is an archived redirect (the site itself redirected
-when captured).
+when captured). Likewise any answer with `Memento-Datetime` is a capture, and its 404, 429 or 503
+is the site's answer when captured (a verdict about the snapshot); a 2xx without it is the
+archive's own page, not a capture: its exclusion page (`excluded`) or an error page (no verdict).
+CDX pages count only when complete and well-formed (`parse_cdx_json`).
 """
 
 from __future__ import annotations
@@ -84,17 +87,27 @@ class Archive:
         """ok (exact capture), redirected (nearest or archived redirect), not_found, ..."""
         wayback = parse_wayback_url(snapshot_url)
         try:
-            response = await self.client.get(self.replay_url(snapshot_url), "replay",
-                                             follow_redirects=False, read_body=False)
-            if 200 <= response.status_code < 300 and not response.is_memento:  # which page?
-                response = await self.client.get(self.replay_url(snapshot_url), "replay",
-                                                 follow_redirects=False,
-                                                 max_bytes=NOT_A_MEMENTO_MAX_BYTES)
+            response = await self._replay_answer(snapshot_url)
         except RequestFailed as exc:
             return CheckResult.failed(snapshot_url, exc, archive=True)
         result = CheckResult(snapshot_url, status_for_http(response.status_code),
                              response.status_code, attempts=response.attempts,
                              elapsed_ms=response.elapsed_ms)
+        self._read_answer(result, response, wayback)
+        return result
+
+    async def _replay_answer(self, snapshot_url: str):
+        """The replay's answer, headers only; the body too when it is a 2xx without
+        `Memento-Datetime` (an exclusion or error page: its words tell which)."""
+        url = self.replay_url(snapshot_url)
+        response = await self.client.get(url, "replay", follow_redirects=False,
+                                         read_body=False)
+        if 200 <= response.status_code < 300 and not response.is_memento:
+            response = await self.client.get(url, "replay", follow_redirects=False,
+                                             max_bytes=NOT_A_MEMENTO_MAX_BYTES)
+        return response
+
+    def _read_answer(self, result: CheckResult, response, wayback: WaybackURL) -> None:
         code = response.status_code
         served = self.served_capture(response, wayback)
         if 200 <= code < 300 and served is None:
@@ -115,7 +128,6 @@ class Archive:
         else:
             result.error = f"archive answered HTTP {code}"
             result.inconclusive = code == 429 or code >= 500  # the archive's own trouble
-        return result
 
     def _read_redirect(self, result: CheckResult, response, wayback) -> None:
         location = response.headers.get("location", "")

@@ -61,7 +61,7 @@ class Capture:
 
 @dataclass(frozen=True)
 class Query:
-    url: str  # as sent: "hkcnews.com/article/" or an exact URL
+    url: str  # as sent: "hkcnews.com/article" or an exact URL
     match_type: str  # "prefix" or "exact"
     key_prefix: str  # the SURT every URL it covers starts with (exact: the whole key)
     # a few URLs it was planned for (prefix queries): checked against its answer
