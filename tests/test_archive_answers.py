@@ -23,7 +23,6 @@ from preserver.captures import group_of
 from preserver.memento import Memento, nearest
 from preserver.urls import canonical_key, nearest_in_time
 from tests.conftest import PNG, closed_port, run_cli, write_article, write_config
-from tests.servers.messages import Response
 from tests.servers.wayback import BLOCKED_SITE, EXCLUDED_PAGE
 
 WB = "https://web.archive.org/web"
@@ -225,17 +224,6 @@ def test_a_broken_cdx_calls_nothing_missing(tmp_path, corpus, archive, mode):
 
 # -- point 4: a prefix answer that matches none of its URLs -----------------------------------
 
-def prefix_answers_empty(archive) -> None:
-    """The index's prefix answers are well-formed but empty; exact queries work."""
-    real = archive._cdx
-
-    def cdx(request):
-        if request.param("matchType") == "prefix" or (request.param("url") or "").endswith("*"):
-            return Response(200, b"[]", content_type="application/json")
-        return real(request)
-    archive._cdx = cdx
-
-
 def hk_articles(archive, corpus, count=22, captured=True) -> list[str]:
     snapshots = []
     for i in range(count):
@@ -249,7 +237,7 @@ def hk_articles(archive, corpus, count=22, captured=True) -> list[str]:
 
 def test_an_empty_prefix_answer_is_checked_before_it_is_believed(tmp_path, corpus, archive):
     snapshots = hk_articles(archive, corpus)
-    prefix_answers_empty(archive)
+    archive.cdx_prefix_blind = True  # well-formed and empty; exact queries find captures
     config = write_config(tmp_path, archive, corpus, origins=dead_origins(HK))
     result = run_cli("run", "--config", str(config))
     assert result.exit_code == 0, result.output

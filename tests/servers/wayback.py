@@ -87,6 +87,8 @@ class WaybackArchive(BackgroundServer):
         self.spn2_error: str | None = None  # e.g. "error:too-many-daily-captures"
         self.spn2_error_saves = False  # with spn2_error: the capture is made anyway
         self._excluded: list[str] = []  # SURT key prefixes excluded from the archive
+        # a broken index: prefix queries answer a well-formed `[]`, exact queries still work
+        self.cdx_prefix_blind = False
 
     # -- captures ----------------------------------------------------------------------------
 
@@ -236,8 +238,11 @@ class WaybackArchive(BackgroundServer):
 
     def _cdx(self, request: Request) -> Response:
         try:
-            if self.is_excluded(CdxQuery.from_params(request.params()).key, is_key=True):
+            query = CdxQuery.from_params(request.params())
+            if self.is_excluded(query.key, is_key=True):
                 return Response(403, BLOCKED_SITE, content_type="text/plain")
+            if self.cdx_prefix_blind and query.match_type == "prefix":
+                return json_response([])
             visible = [c for c in self.captures() if not self.is_excluded(c.urlkey, True)]
             body, content_type = run_query(visible, request.params(), self.cdx_page_size)
         except CdxError as exc:
