@@ -9,7 +9,14 @@ there, which is the nearest, how many are there" is then answered locally. URLs 
 through the archive's own canonical form (SURT, from the Internet Archive's `surt` package).
 
 Queries are resumable (the resume key is saved after every page) and refreshed when older than
-`cdx_max_age_days`, asking only for captures since the last fetch.
+`cdx_max_age_days`, asking for captures since the last fetch minus that same age again (the
+archive indexes some captures days after they were made).
+
+An index answer is only believed when it is evidence. A page counts only if it is complete and
+well-formed (`archive.parse_cdx_json`); a query that did not end stays `partial` and answers
+nothing. A prefix query whose complete answer matches none of the URLs it was planned for is
+suspect (a canonicalisation mismatch, a broken index): a few of those URLs are asked with exact
+queries, and if those find captures the prefix answer is `distrusted` and answers nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import collections
 import datetime as dt
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import sqlite_utils
@@ -27,9 +34,11 @@ from .archive import Archive
 from .errors import RequestFailed
 from .ledger import now
 from .status import CheckResult, UrlStatus
-from .urls import WaybackURL, canonical_key, encode_once
+from .urls import WaybackURL, canonical_key, encode_once, nearest_in_time
 
 log = logging.getLogger("preserver")
+SANITY_PROBES = 3  # URLs of a prefix query that matched none of them, asked one by one
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -52,24 +61,31 @@ class Capture:
 
 @dataclass(frozen=True)
 class Query:
-    url: str  # as sent: "hkcnews.com/article/" or an exact URL
+    url: str  # as sent: "hkcnews.com/article" or an exact URL
     match_type: str  # "prefix" or "exact"
     key_prefix: str  # the SURT every URL it covers starts with (exact: the whole key)
+    # a few URLs it was planned for (prefix queries): checked against its answer
+    samples: tuple[str, ...] = field(default=(), compare=False)
 
 
 def group_of(url: str) -> Query | None:
-    """The prefix query that would cover url: its host (no `www.`) and first path segment."""
+    """The prefix query that would cover url: its host (no `www.`, its port kept) and first
+    path segment. Sent without a trailing slash: `host/seg` covers the page `host/seg` (and
+    `host/seg/`, whose key loses the slash) as well as everything under it."""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return None
     host = (parts.hostname or "").lower().removeprefix("www.")
     segments = parts.path.split("/")
-    if parts.scheme not in ("http", "https") or not host or len(segments) < 3:
+    if parts.scheme not in ("http", "https") or not host or len(segments) < 2 \
+            or not segments[1]:
         return None
-    prefix = f"{host}/{segments[1]}/"
-    key = canonical_key(f"http://{prefix}x")[:-1]  # surt drops a trailing slash: keep it
-    return Query(encode_once(prefix), "prefix", key)
+    if port and port != _DEFAULT_PORTS[parts.scheme]:
+        host = f"{host}:{port}"
+    prefix = f"{host}/{segments[1]}"
+    return Query(encode_once(prefix), "prefix", canonical_key(f"{parts.scheme}://{prefix}"))
 
 
 def exact_query(url: str) -> Query:
@@ -106,7 +122,7 @@ class CaptureIndex:
             seen = members.setdefault(group, collections.Counter())
             seen[url] += 1
             if group is not None and len(seen) >= threshold:
-                dense[group] = None
+                dense[replace(group, samples=tuple(seen))] = None
                 del members[group]
         by_key: dict[str, list[str]] = {}
         times: collections.Counter = collections.Counter()
@@ -130,21 +146,27 @@ class CaptureIndex:
             if self._is_fresh(query):
                 continue
             try:
-                await self._run(query)
+                query_id, hits = await self._run(query)
+                if query.samples and hits == 0:
+                    await self._check_prefix(query, query_id, budget)
             except RequestFailed as exc:
                 log.warning("CDX query %s stopped: %s (resumes next time)", query.url, exc)
         self._load_covered()
 
     async def fetch_exact(self, url: str) -> None:
-        """One exact query for a sparse URL (raises RequestFailed)."""
+        """One exact query for a sparse URL (raises RequestFailed; `excluded` when the
+        archive blocks the site)."""
         query = exact_query(url)
         if not self._is_fresh(query):
             await self._run(query)
-            self._exact.add(query.key_prefix)
+        row = self._latest(query)
+        if row and row["status"] == "excluded":
+            raise RequestFailed(UrlStatus.EXCLUDED, row["error"])
+        self._exact.add(query.key_prefix)
 
     def _is_fresh(self, query: Query) -> bool:
         row = self._latest(query)
-        if not row or row["status"] != "complete":
+        if not row or row["status"] not in ("complete", "excluded"):
             return False
         return _age(row["fetched_at"]) < self.max_age
 
@@ -154,27 +176,74 @@ class CaptureIndex:
             [query.url, query.match_type]))
         return rows[0] if rows else None
 
-    async def _run(self, query: Query) -> None:
+    async def _run(self, query: Query) -> tuple[int, int | None]:
+        """Run (or go on with) one query to its end: (its row id, how many rows of its answer
+        are captures of `query.samples`; None when the answer is only what is new)."""
         previous = self._latest(query)
         resume_key, from_ts, query_id = None, None, None
         if previous and previous["status"] == "partial":  # a killed or stopped run: go on
             resume_key, from_ts, query_id = (previous["resume_key"], previous["from_ts"],
                                              previous["id"])
-        elif previous and previous["status"] == "complete":  # stale: only what is new
-            from_ts = previous["fetched_at"][:10].replace("-", "")
+        elif previous and previous["status"] == "complete":  # stale: what is new, and what
+            # the archive indexed late (captures made up to max_age before the last fetch)
+            since = _parsed(previous["fetched_at"]) - self.max_age
+            from_ts = since.strftime("%Y%m%d")
         if query_id is None:
             query_id = self.db["cdx_queries"].insert({
                 "url": query.url, "match_type": query.match_type, "key_prefix": query.key_prefix,
                 "started_at": now(), "from_ts": from_ts, "pages": 0, "rows": 0,
                 "status": "partial"}).last_pk
+        sample_keys = {canonical_key(u) for u in query.samples}
+        hits = self._sample_hits(query_id, sample_keys) if resume_key else 0
         pages = self.archive.cdx_pages(query.url, query.match_type, page_size=self.page_size,
                                        resume_key=resume_key, from_ts=from_ts)
         try:
             async for rows, next_key in pages:
+                hits += sum(1 for r in rows if r.urlkey in sample_keys)
                 self._store_page(query_id, rows, next_key)
         except RequestFailed as exc:
-            self.db["cdx_queries"].update(query_id, {"error": str(exc)})
-            raise
+            excluded = exc.status == UrlStatus.EXCLUDED  # a verdict: fresh for max_age
+            self.db["cdx_queries"].update(query_id, {"error": str(exc), **(
+                {"status": "excluded", "fetched_at": now()} if excluded else {})})
+            if not excluded:
+                raise
+            return query_id, None
+        return query_id, None if from_ts else hits
+
+    def _sample_hits(self, query_id: int, keys: set[str]) -> int:
+        """Captures of these keys that earlier pages of the query brought."""
+        if not keys:
+            return 0
+        return self.db.execute(
+            f"select count(*) from captures where query_id = ? and urlkey in "
+            f"({', '.join('?' * len(keys))})", [query_id, *keys]).fetchone()[0]
+
+    async def _check_prefix(self, query: Query, query_id: int, budget) -> None:
+        """A complete prefix answer that matched none of the URLs it was meant for: before it
+        may call any of them `not_found` or `missing`, ask a few of them exactly. Captures
+        found (or no answer) mean the prefix answer cannot be believed: it is marked so and
+        answers nothing; its URLs go to exact queries and replays."""
+        probes = list(query.samples)[:SANITY_PROBES]
+        try:
+            for url in probes:
+                if budget is not None and budget.exhausted():
+                    raise RequestFailed(UrlStatus.RATE_LIMITED, "the run's budget ran out")
+                await self.fetch_exact(url)
+        except RequestFailed as exc:
+            status, why = "unverified", f"the exact queries to check it failed ({exc})"
+        else:
+            found = [url for url in probes if self.captures_of(url)]
+            if not found:
+                log.info("CDX prefix query %s matched none of %d URLs under it; exact queries "
+                         "for %d of them agree", query.url, len(query.samples), len(probes))
+                return
+            status, why = "distrusted", (f"exact queries found captures of {len(found)} of "
+                                         f"the {len(probes)} asked (a canonicalisation "
+                                         "mismatch or a broken index?)")
+        message = (f"the prefix answer matched none of the {len(query.samples)} URLs it was "
+                   f"planned for, but {why}: not used")
+        log.warning("CDX query %s: %s", query.url, message)
+        self.db["cdx_queries"].update(query_id, {"status": status, "error": message})
 
     def _store_page(self, query_id: int, rows: list, next_key: str | None) -> None:
         with self.db.atomic():
@@ -222,7 +291,7 @@ class CaptureIndex:
         if exact:
             return exact[0]
         pool = [c for c in captures if not c.is_error] or captures
-        return min(pool, key=lambda c: _distance(c.timestamp, timestamp), default=None)
+        return nearest_in_time(pool, timestamp)
 
     def snapshot_result(self, snapshot_url: str, wayback: WaybackURL) -> CheckResult:
         """The snapshot check, answered from the index (no request)."""
@@ -247,24 +316,14 @@ class CaptureIndex:
         return result
 
 
-def _distance(a: str, b: str) -> float:
-    return abs((_when(a) - _when(b)).total_seconds())
-
-
-def _when(timestamp: str) -> dt.datetime:
-    digits = (timestamp + "00000101000000"[len(timestamp):])[:14] if len(timestamp) < 14 \
-        else timestamp[:14]
-    try:
-        return dt.datetime.strptime(digits, "%Y%m%d%H%M%S")
-    except ValueError:
-        return dt.datetime(1970, 1, 1)
+def _parsed(iso: str) -> dt.datetime:
+    return dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
 
 
 def _age(iso: str | None) -> dt.timedelta:
     if not iso:
         return dt.timedelta.max
-    when = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    return dt.datetime.now(dt.UTC) - when
+    return dt.datetime.now(dt.UTC) - _parsed(iso)
 
 
 def _int(value) -> int | None:

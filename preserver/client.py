@@ -29,7 +29,7 @@ from . import USER_AGENT, retry
 from .config import Config
 from .errors import BlockedRequest, RequestFailed
 from .limits import HostLimiters, RateLimiter
-from .status import UrlStatus, archive_could_not_answer
+from .status import UrlStatus
 from .urls import encode_once, rebase
 
 ARCHIVE_CLASSES = ("cdx", "replay", "availability", "save")
@@ -57,6 +57,12 @@ class Response:
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def is_memento(self) -> bool:
+        """A capture replayed (it carries `Memento-Datetime`): its status is the one the site
+        gave when it was captured (an archived 429 or 503 included), not the server's own."""
+        return "memento-datetime" in self.headers
 
 
 @dataclass(frozen=True)
@@ -208,7 +214,8 @@ class HttpClient:
             url = encode_once(urljoin(url, location))
             redirects.append(url)
         response.redirects = redirects
-        if response.status_code == 429 or response.status_code >= 500:
+        if (response.status_code == 429 or response.status_code >= 500) \
+                and not response.is_memento:  # an archived 429/5xx is an answer: no retry
             raise _retryable(response)
         return response
 
@@ -228,8 +235,7 @@ class HttpClient:
                     raise
         self.answered.add(origin)
         if endpoint in ARCHIVE_CLASSES:
-            if archive_could_not_answer(response.status_code, response.headers) \
-                    and response.status_code == 429:
+            if response.status_code == 429 and not response.is_memento:
                 limiter.penalise("HTTP 429", strike)
             else:
                 limiter.note_success()

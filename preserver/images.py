@@ -15,11 +15,11 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archive import Archive
+from .archive import Archive, read_not_a_memento
 from .client import HttpClient
 from .errors import RequestFailed, UnsafePathError
 from .ledger import now
-from .status import CheckResult, ImageStatus, UrlStatus, archive_could_not_answer, status_for_http
+from .status import CheckResult, ImageStatus, UrlStatus, status_for_http
 from .storage import media_relpath, safe_target, write_atomically
 from .urls import parse_wayback_url
 
@@ -103,6 +103,10 @@ class ImageSaver:
                             attempts=response.attempts, elapsed_ms=response.elapsed_ms,
                             method="replay" if wayback else "live",
                             inconclusive=_could_not_answer(response, wayback is not None))
+        if wayback and 200 <= response.status_code < 300 and not response.is_memento:
+            read_not_a_memento(check, response)  # an exclusion or error page, no capture
+            return ImageOutcome({**row, "status": ImageStatus.FAILED, "error": check.error},
+                                check)
         if response.redirects:
             check.status = UrlStatus.REDIRECTED if check.status == UrlStatus.OK else check.status
             check.final_url = response.redirects[-1]
@@ -177,7 +181,8 @@ def _sha1_base32(data: bytes) -> str:
 def _could_not_answer(response, archive: bool) -> bool:
     """The archive's own 429/5xx, or a live host's 429: no verdict about the image."""
     if archive:
-        return archive_could_not_answer(response.status_code, response.headers)
+        return (response.status_code == 429 or response.status_code >= 500) \
+            and not response.is_memento
     return response.status_code == 429
 
 

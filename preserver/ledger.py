@@ -122,8 +122,9 @@ VIEWS = {
           ('url', 'too_many_redirects', 0, 'a redirect loop, or more than [live] max_redirects'),
           ('url', 'blocked', 0, 'never requested: not http(s), or a private address'),
           ('url', 'invalid', 0, 'not a URL that can be requested'),
-          ('url', 'excluded', 0, 'never requested: matches an exclude pattern ([live] exclude '
-             || 'or --exclude); not a failure'),
+          ('url', 'excluded', 0, 'not checked, by choice or by the archive: an exclude pattern '
+             || '([live] exclude, --exclude; method config), or the archive''s exclusion page or '
+             || 'CDX 403 "Blocked Site Error"; error says which. Not a failure'),
           ('image', 'saved', 1, 'saved under the media folder, checked to be an image, hashed'),
           ('image', 'missing', 0, 'the archive never captured this image'),
           ('image', 'invalid', 0, 'the archive served something that is not an image (an '
@@ -164,7 +165,8 @@ VIEWS = {
                      when original_status is null then 7  -- unknown is not gone
                      else 6 end
               when snapshot_status is null and snapshot_attempt_at is not null then 4
-              when snapshot_status is null or snapshot_status = 'excluded' then 5
+              when snapshot_status is null
+                or (snapshot_status = 'excluded' and snapshot_method = 'config') then 5
               when snapshot_status in ('rate_limited', 'timeout', 'dns_error',
                 'connection_error', 'tls_error', 'server_error') then 4
               else 1
@@ -185,7 +187,8 @@ VIEWS = {
           from (
             select a.path, a.title, a.date, substr(a.date, 1, 4) as year, a.category,
               a.parse_status, a.parse_error, a.removed_at, s.status as snapshot_status,
-              s.checked_at as snapshot_confirmed_at, s.last_attempt_at as snapshot_attempt_at,
+              s.method as snapshot_method, s.checked_at as snapshot_confirmed_at,
+              s.last_attempt_at as snapshot_attempt_at,
               s.last_attempt_status as snapshot_attempt_status,
               s.last_attempt_conclusive as snapshot_attempt_conclusive,
               o.status as original_status, o.captures,
@@ -500,7 +503,8 @@ class Ledger:
         if result.inconclusive:  # an outage says nothing about the URL: the verdict stays
             return attempt
         good = result.status.value in GOOD
-        if result.status == UrlStatus.EXCLUDED:  # never asked, by our choice: not a failure
+        if result.status == UrlStatus.EXCLUDED and result.method == "config":
+            # never asked, by our choice: not a failure (the archive's exclusion is one)
             failures, first_failed = 0, None
         else:
             if before in GOOD and not good:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .client import HttpClient
 from .errors import RequestFailed
 from .ledger import now
-from .urls import http_date_timestamp
+from .urls import http_date_timestamp, nearest_in_time
 
 _LINK = re.compile(r'<([^>]*)>((?:\s*;\s*[A-Za-z-]+\s*=\s*(?:"[^"]*"|[^;,<]*))*)')
 _PARAM = re.compile(r'([A-Za-z-]+)\s*=\s*(?:"([^"]*)"|([^;,<]*))')
@@ -43,8 +43,7 @@ def parse_timemap(text: str) -> list[Memento]:
 
 
 def nearest(mementos: list[Memento], timestamp: str) -> Memento | None:
-    return min(mementos, key=lambda m: abs(int(m.timestamp) - int(timestamp.ljust(14, "0"))),
-               default=None)
+    return nearest_in_time(mementos, timestamp)
 
 
 class OtherArchives:

@@ -25,7 +25,10 @@ class UrlStatus(StrEnum):
     TOO_MANY_REDIRECTS = "too_many_redirects"
     BLOCKED = "blocked"  # refused by our safety policy (scheme, private address)
     INVALID = "invalid"  # not a URL we can request
-    EXCLUDED = "excluded"  # never requested: matches an exclude pattern ([live] exclude)
+    # never looked at: matches an exclude pattern ([live] exclude; method "config"), or the
+    # archive holds it but will not show it (an exclusion page: 200 without Memento-Datetime,
+    # or the CDX's 403 "Blocked Site Error"); `error` gives the reason
+    EXCLUDED = "excluded"
 
     @property
     def is_good(self) -> bool:
@@ -123,8 +126,3 @@ def status_for_http(code: int) -> UrlStatus:
         return UrlStatus.CLIENT_ERROR
     return UrlStatus.SERVER_ERROR
 
-
-def archive_could_not_answer(code: int, headers) -> bool:
-    """A 429 or 5xx from the archive itself (no `Memento-Datetime`): its overload or outage,
-    not the capture's archived status. Says nothing about the URL: inconclusive."""
-    return (code == 429 or code >= 500) and "memento-datetime" not in headers

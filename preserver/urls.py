@@ -9,12 +9,17 @@ here and nowhere else.
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import email.utils
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
+T = TypeVar("T")
 ARCHIVE_HOSTS = frozenset({"web.archive.org", "wayback.archive.org"})
 CANONICAL_ARCHIVE = "https://web.archive.org"
 
@@ -152,3 +157,30 @@ def http_date_timestamp(value: str | None) -> str | None:
         return email.utils.parsedate_to_datetime(value).strftime("%Y%m%d%H%M%S")
     except (TypeError, ValueError):
         return None
+
+
+def timestamp_datetime(timestamp: str) -> dt.datetime:
+    """A 1-14 digit archive timestamp as a UTC datetime, padded and clamped the way the
+    archive reads it: `2021` is 2021-01-01 00:00:00, month 13 December, 31 February the last
+    day of February."""
+    digits = (timestamp + "00000101000000"[len(timestamp):])[:14]
+    if not digits.isdigit():
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    year = max(int(digits[0:4]), 1)
+    month = min(max(int(digits[4:6]), 1), 12)
+    day = min(max(int(digits[6:8]), 1), calendar.monthrange(year, month)[1])
+    hour, minute, second = (min(int(digits[i:i + 2]), limit)
+                            for i, limit in ((8, 23), (10, 59), (12, 59)))
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
+
+
+def time_distance(a: str, b: str) -> float:
+    """Seconds between two archive timestamps (real time: not the difference of the digits,
+    which puts 20191231230000 nearer to 20191231000000 than to 20200101000000)."""
+    return abs((timestamp_datetime(a) - timestamp_datetime(b)).total_seconds())
+
+
+def nearest_in_time(items: Iterable[T], timestamp: str) -> T | None:
+    """The item (anything with a `.timestamp`) nearest to `timestamp` in real time; the first
+    in order on a tie. The one nearest-capture rule of preserver (CDX index, TimeMaps)."""
+    return min(items, key=lambda item: time_distance(item.timestamp, timestamp), default=None)

@@ -48,6 +48,7 @@ def test_one_link_named_by_every_article_costs_one_cdx_query(tmp_path, corpus, a
     archive.add(f"{HK}/aboutus/", "20210101000000", b"<html>about</html>")
     for i in range(30):
         ts = f"202107{i + 1:02d}000000"
+        archive.add(f"{HK}/x/{i}", ts, b"<html>x</html>")  # the prefix answer matches them
         path = write_article(corpus, f"a{i}.md", f"{WB}/{ts}/{HK}/x/{i}", f"{HK}/x/{i}")
         path.write_text(path.read_text(encoding="utf-8")
                         + f"\n[subscribe](/web/{ts}/{HK}/aboutus/#subscribe)\n",

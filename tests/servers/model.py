@@ -90,6 +90,9 @@ class Capture:
     mimetype: str = "text/html"
     status: int = 200
     location: str | None = None  # archived redirects (3xx): where the site redirected
+    # the site's own headers when captured; replayed as `X-Archive-Orig-<name>`, as
+    # archive.org does (an archived 429's Retry-After is not the archive's)
+    orig_headers: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     seq: int = field(default=0, repr=False, compare=False)  # insertion order, breaks ties
     urlkey: str = field(init=False, repr=False, compare=False)
 

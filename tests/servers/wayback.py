@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urljoin
 
 from .base import BackgroundServer
-from .cdx import CdxError, run_query
+from .cdx import CdxError, CdxQuery, run_query
 from .messages import Request, Response
 from .model import Capture, ascii_url, full_url, http_date, nearest, url_key, utc_timestamp
 
@@ -36,6 +36,17 @@ MODIFIERS = ("id_", "im_", "if_", "js_", "cs_", "oe_")
 _REPLAY = re.compile(r"/web/(?:(\d{1,14})(" + "|".join(MODIFIERS) + r")?/)?(.+)", re.S)
 _TIMEMAP = "/web/timemap/link/"
 _LINK_FORMAT = "application/link-format"
+# archive.org's answers for an excluded site (recorded traffic, see shared/reference/wayback.md):
+# the replay answers 200 with this page and no Memento-Datetime or Location; the CDX answers 403
+EXCLUDED_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Wayback Machine</title></head><body>"
+    b'<div id="error"><h2>Sorry.</h2>'
+    b"<p>This URL has been excluded from the Wayback Machine.</p></div></body></html>"
+)
+BLOCKED_SITE = (
+    b"org.archive.util.io.RuntimeIOException: org.archive.wayback.exception."
+    b"AdministrativeAccessControlException: Blocked Site Error\n"
+)
 _NOT_FOUND = (
     b"<html><body><h1>Not Found</h1>"
     b"<p>The Wayback Machine has not archived that URL.</p></body></html>"
@@ -75,6 +86,9 @@ class WaybackArchive(BackgroundServer):
         self.spn2_pending_polls = 1  # status polls answered "pending" before the result
         self.spn2_error: str | None = None  # e.g. "error:too-many-daily-captures"
         self.spn2_error_saves = False  # with spn2_error: the capture is made anyway
+        self._excluded: list[str] = []  # SURT key prefixes excluded from the archive
+        # a broken index: prefix queries answer a well-formed `[]`, exact queries still work
+        self.cdx_prefix_blind = False
 
     # -- captures ----------------------------------------------------------------------------
 
@@ -86,12 +100,30 @@ class WaybackArchive(BackgroundServer):
         mimetype: str = "text/html",
         status: int = 200,
         location: str | None = None,
+        orig_headers: dict[str, str] | None = None,
     ) -> Capture:
-        capture = Capture(url, timestamp, body, mimetype, status, location, seq=next(self._seq))
+        """A capture; `status` is the site's answer when captured (an archived 404, 429 or
+        503 too), `orig_headers` the site's headers, replayed as `X-Archive-Orig-*`."""
+        capture = Capture(url, timestamp, body, mimetype, status, location,
+                          orig_headers=dict(orig_headers or {}), seq=next(self._seq))
         with self._data_lock:
             captures = self._by_key.setdefault(capture.urlkey, [])
             insort(captures, capture, key=lambda c: (c.timestamp, c.seq))
         return capture
+
+    def exclude(self, url: str, whole_host: bool = True) -> None:
+        """Exclude a site (or, with `whole_host=False`, one URL) the way archive.org does:
+        replays answer 200 with EXCLUDED_PAGE (no Memento-Datetime, no Location), CDX queries
+        about it answer 403 BLOCKED_SITE, and its captures leave every other CDX answer."""
+        key = url_key(url)
+        with self._data_lock:
+            self._excluded.append(key.split(")", 1)[0] + ")" if whole_host else key)
+
+    def is_excluded(self, url_or_key: str, is_key: bool = False) -> bool:
+        key = url_or_key if is_key else url_key(url_or_key)
+        with self._data_lock:
+            return any(key == e or (e.endswith(")") and key.startswith(e))
+                       for e in self._excluded)
 
     def captures(self, url: str | None = None) -> list[Capture]:
         """All captures, or those of one URL (any form with the same SURT key), oldest first."""
@@ -148,6 +180,8 @@ class WaybackArchive(BackgroundServer):
 
     def _replay(self, request: Request) -> Response:
         match = _REPLAY.fullmatch(request.target)
+        if match and self.is_excluded(match.group(3)):
+            return Response(200, EXCLUDED_PAGE, content_type="text/html; charset=utf-8")
         captures = self.captures(match.group(3)) if match else []
         if not captures:
             return Response(404, _NOT_FOUND)
@@ -168,6 +202,7 @@ class WaybackArchive(BackgroundServer):
         capture = captures[index]
         links = self._links(capture.url, captures, {0, index, len(captures) - 1}, "timemap")
         headers = {"Memento-Datetime": http_date(capture.timestamp), "Link": ", ".join(links)}
+        headers.update({f"X-Archive-Orig-{k}": v for k, v in capture.orig_headers.items()})
         if capture.location:
             target = urljoin(full_url(capture.url), capture.location)
             headers["Location"] = self.replay_url(capture.timestamp, target, mod)
@@ -203,7 +238,13 @@ class WaybackArchive(BackgroundServer):
 
     def _cdx(self, request: Request) -> Response:
         try:
-            body, content_type = run_query(self.captures(), request.params(), self.cdx_page_size)
+            query = CdxQuery.from_params(request.params())
+            if self.is_excluded(query.key, is_key=True):
+                return Response(403, BLOCKED_SITE, content_type="text/plain")
+            if self.cdx_prefix_blind and query.match_type == "prefix":
+                return json_response([])
+            visible = [c for c in self.captures() if not self.is_excluded(c.urlkey, True)]
+            body, content_type = run_query(visible, request.params(), self.cdx_page_size)
         except CdxError as exc:
             return Response(400, f"{exc}\n".encode(), content_type="text/plain")
         return Response(200, body, content_type=content_type)
