@@ -28,7 +28,7 @@ from .errors import RequestFailed
 from .ledger import CURRENT_LINKS, Ledger, LedgerLock, article_rows, open_ledger
 from .progress import LineProgress
 from .schedule import Budget, due_params, due_sql
-from .status import CheckResult, ParseStatus, RunStatus
+from .status import CheckResult, ImageStatus, ParseStatus, RunStatus
 from .storage import clean_partial_files
 from .urls import canonical_key, is_http_url, parse_wayback_url
 from .worklist import Worklist
@@ -59,6 +59,7 @@ class RunSummary:
     saves: Counter = field(default_factory=Counter)  # save status -> n
     links: Counter = field(default_factory=Counter)  # body link status -> n
     elsewhere: Counter = field(default_factory=Counter)  # found / not_found in other archives
+    fixity: Counter = field(default_factory=Counter)  # files re-hashed, bytes, changed, ...
     requests: int = 0
     regressions: int = 0
     unreachable: dict = field(default_factory=dict)  # host -> reason
@@ -69,7 +70,7 @@ class RunSummary:
             "articles": sum(self.articles.values()), "parse": dict(self.articles),
             "snapshots": dict(self.snapshots), "originals": dict(self.originals),
             "images": dict(self.images), "images_saved": self.images.get("saved", 0),
-            "saves": dict(self.saves), "links": dict(self.links),
+            "saves": dict(self.saves), "links": dict(self.links), "fixity": dict(self.fixity),
             "requests": self.requests, "regressions": self.regressions,
             "unreachable_hosts": self.unreachable, "budget_spent": self.budget_spent,
         }
@@ -301,13 +302,17 @@ class Crawler:
         every image of the corpus). `temp.image_urls` maps each key to its spellings. A saved
         image costs one stat; only unsaved URLs are canonicalised."""
         db = self.ledger.db
+        if image_urls is None:
+            self._check_fixity()
         with db.conn:
             db.execute("drop table if exists temp.image_urls")
+            # urgent: corrupt, or its file was found damaged: fetched whatever the schedule
             db.execute("create temp table image_urls (url text primary key, saved int, "
-                       "urlkey text)")
+                       "urlkey text, urgent int default 0)")
             if image_urls is None:
-                db.execute("insert into temp.image_urls (url, saved) select c.url, "
-                           f"i.status = 'saved' from ({_CORPUS_URLS}) c "
+                db.execute("insert into temp.image_urls (url, saved, urgent) select c.url, "
+                           f"i.status = 'saved', coalesce(i.status = '{ImageStatus.CORRUPT}' "
+                           f"or i.damaged_at is not null, 0) from ({_CORPUS_URLS}) c "
                            "left join images i on i.url = c.url", {"role": "image"})
             else:
                 db.conn.executemany("insert or ignore into temp.image_urls (url, saved) "
@@ -321,21 +326,41 @@ class Crawler:
             db.execute("delete from temp.image_urls where saved")
         self._canonicalise_image_urls()
         self._copy_other_spellings(saver)
-        groups = "select min(url) as url, urlkey from temp.image_urls group by urlkey"
-        if due_only:
-            return Worklist(db, "images").fill(due_sql(groups, "c.urlkey"),
-                                               due_params(self.config.schedule))
+        groups = ("select min(url) as url, urlkey, max(urgent) as urgent from temp.image_urls "
+                  "group by urlkey")
+        if due_only:  # the urgent first, then those the schedule says are due
+            worklist = Worklist(db, "images").fill(
+                f"select urlkey from ({groups}) where urgent order by url")
+            return worklist.fill(due_sql(f"select * from ({groups}) where not urgent",
+                                         "c.urlkey"), due_params(self.config.schedule))
         return Worklist(db, "images").fill(f"select urlkey from ({groups}) order by url")
 
+    def _check_fixity(self) -> None:
+        """Before the image work is drawn up: files shared by two images (an older version's
+        paths), then a budgeted sample of files re-hashed (see preserver.fixity)."""
+        from .fixity import release_shared_files, verify_sample
+
+        media = self.config.media_path
+        shared = release_shared_files(self.ledger, media)
+        counts = verify_sample(self.ledger, media, self.config.media.fixity_bytes_per_run)
+        self.summary.fixity.update({k: v for k, v in counts.items() if v})
+        if shared:
+            self.summary.fixity["shared"] = shared
+        if counts["changed"] or counts["vanished"]:
+            log.warning("fixity: %d saved files changed and %d vanished: fetching them again",
+                        counts["changed"], counts["vanished"])
+
     def _unmark_broken(self, saver: ImageSaver) -> None:
-        """Saved in the ledger but gone (or changed) on disk: fetch again."""
+        """Saved in the ledger but gone (or changed size) on disk: damaged, fetch again now."""
         rows = self.ledger.db.execute(
             "select i.url, i.local_path, i.bytes from images i join temp.image_urls w "
             "on w.url = i.url where w.saved")
         broken = [(url,) for url, path, size in rows if not saver.file_intact(path, size)]
+        self.ledger.mark_damaged(broken, "the file vanished or changed size on disk: fetched "
+                                         "again", regression=True)
         with self.ledger.db.conn:
             self.ledger.db.conn.executemany(
-                "update temp.image_urls set saved = 0 where url = ?", broken)
+                "update temp.image_urls set saved = 0, urgent = 1 where url = ?", broken)
 
     def _canonicalise_image_urls(self) -> None:
         db, last = self.ledger.db, 0
@@ -395,7 +420,12 @@ class Crawler:
             capture = index.nearest(wayback.original, wayback.timestamp, urlkey)
             if capture is None:
                 return urlkey, urls, saver.missing(urls[0])
-            return urlkey, urls, await saver.save(urls[0], capture)
+            outcome = await saver.save(urls[0], capture)
+            if outcome.row["status"] == ImageStatus.CORRUPT:  # bytes not as indexed
+                others = _next_nearest(index.captures_of(wayback.original, urlkey),
+                                       wayback.timestamp, capture)
+                outcome = await saver.save_intact(urls[0], outcome, others)
+            return urlkey, urls, outcome
 
         def record(done) -> None:
             urlkey, urls, outcome = done
@@ -519,6 +549,15 @@ def _run_async(coroutine) -> None:
         await coroutine
 
     asyncio.run(main())
+
+
+def _next_nearest(captures: list, timestamp: str, tried) -> list:
+    """The other captures of an image worth fetching (not error pages, not redirects, not
+    `tried`), nearest in time to `timestamp` first."""
+    from .captures import _distance
+
+    return sorted((c for c in captures if c.timestamp != tried.timestamp and not c.is_error
+                   and not c.is_redirect), key=lambda c: _distance(c.timestamp, timestamp))
 
 
 def _original(url: str) -> str:

@@ -57,6 +57,13 @@ SCHEMA = {
         "content_type": str, "status": str, "source_url": str, "capture_timestamp": str,
         "saved_at": str, "checked_at": str, "error": str, "digest_ok": int,
         "urlkey": str,  # SURT of the original: spellings of one image share it
+        "expected_digest": str,  # corrupt: the CDX digest the bytes should have had
+        "verified_at": str,  # when the file's sha256 was last found as recorded
+        "damaged_at": str,  # when its file was found changed, gone or shared: fetch again
+    },
+    "fixity": {  # one row per saved file re-hashed (preserver.fixity), pass or fail
+        "id": int, "run_id": int, "local_path": str, "url": str, "checked_at": str,
+        "expected_sha256": str, "actual_sha256": str, "bytes": int, "ok": int, "error": str,
     },
     "captures": {  # the archive's CDX index, as far as we have fetched it
         "urlkey": str, "timestamp": str, "original": str, "mimetype": str,
@@ -80,7 +87,7 @@ SCHEMA = {
 PRIMARY_KEYS = {
     "runs": "id", "articles": "path", "links": None, "urls": "url",
     "checks": "id", "images": "url", "captures": None, "cdx_queries": "id", "saves": "id",
-    "alternates": ("url", "archive"),
+    "alternates": ("url", "archive"), "fixity": "id",
 }
 # links by url, covering role and article: lookups by URL, and the report's distinct URLs per
 # role read it in order instead of sorting some 340,000 links (a 50,000-article corpus)
@@ -90,7 +97,7 @@ SUPERSEDED_INDEXES = ["idx_links_url"]  # dropped from older ledgers: LINKS_URL_
 INDEXES = [
     ("links", LINKS_URL_COLUMNS), ("links", ["article_path"]), ("urls", ["status"]),
     ("checks", ["url"]), ("checks", ["run_id"]), ("images", ["status"]), ("images", ["urlkey"]),
-    ("articles", ["parse_status"]),
+    ("articles", ["parse_status"]), ("images", ["local_path"]), ("fixity", ["local_path"]),
     ("cdx_queries", ["url", "match_type"]),
 ]
 UNIQUE_INDEXES = [("captures", ["urlkey", "timestamp", "statuscode", "digest"])]
@@ -123,7 +130,10 @@ VIEWS = {
              || 'error page)'),
           ('image', 'too_large', 0, 'larger than [security] max_image_bytes: not saved'),
           ('image', 'failed', 0, 'could not be fetched or written this time; the next run '
-             || 'tries again')
+             || 'tries again'),
+          ('image', 'corrupt', 0, 'the bytes differ from the archive''s CDX digest for every '
+             || 'capture tried: kept on disk, expected_digest says what they should be; the '
+             || 'next run tries again')
         )""",
     # One row per article: snapshot, original and images rolled into one verdict; severity
     # sorts the worst first.
@@ -483,6 +493,41 @@ class Ledger:
                 self.record_checks(checks)
             stamp = now()
             _upsert_rows(self.db, "images", "url", [{**r, "checked_at": stamp} for r in rows])
+
+
+    def record_fixity(self, checks: list[dict]) -> None:
+        """Re-hashed files (preserver.fixity): a `fixity` row each; the images of a file that
+        passed are verified now, those of one that failed are damaged (`mark_damaged`)."""
+        stamp = now()
+        with self.db.atomic():
+            _write_rows(self.db, "fixity", [{**c, "run_id": self.run_id, "checked_at": stamp}
+                                            for c in checks], "insert")
+            self.db.conn.executemany(
+                "update images set verified_at = ? where local_path = ? and status = ?",
+                [(stamp, c["local_path"], ImageStatus.SAVED.value) for c in checks if c["ok"]])
+            for check in checks:
+                if not check["ok"]:
+                    self.mark_damaged(self.db.execute(
+                        "select url from images where local_path = ? and status = ?",
+                        [check["local_path"], ImageStatus.SAVED.value]).fetchall(),
+                        check["error"], regression=True)
+
+    def mark_damaged(self, urls: list[tuple[str]], reason: str, regression: bool) -> None:
+        """Saved images whose file no longer holds their bytes: `failed` with the reason, and
+        `damaged_at` set, so the next image phase fetches them whatever the schedule. A file
+        that changed or vanished counts as a regression; one an older version let two images
+        share (`regression=False`) never held the right bytes for sure."""
+        if not urls:
+            return
+        stamp, before = now(), self.db.conn.total_changes
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "update images set status = ?, error = ?, damaged_at = ?, verified_at = null "
+                "where url = ? and status = ?",
+                [(ImageStatus.FAILED.value, reason, stamp, url, ImageStatus.SAVED.value)
+                 for (url,) in urls])
+        if regression:
+            self.regressions += self.db.conn.total_changes - before
 
 
 def _write_rows(db: sqlite_utils.Database, table: str, rows: list[dict], verb: str) -> None:
