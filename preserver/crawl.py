@@ -326,13 +326,15 @@ class Crawler:
             db.execute("delete from temp.image_urls where saved")
         self._canonicalise_image_urls()
         self._copy_other_spellings(saver)
-        groups = ("select min(url) as url, urlkey, max(urgent) as urgent from temp.image_urls "
-                  "group by urlkey")
-        if due_only:  # the urgent first, then those the schedule says are due
-            worklist = Worklist(db, "images").fill(
-                f"select urlkey from ({groups}) where urgent order by url")
-            return worklist.fill(due_sql(f"select * from ({groups}) where not urgent",
-                                         "c.urlkey"), due_params(self.config.schedule))
+        groups = "select min(url) as url, urlkey from temp.image_urls group by urlkey"
+        if due_only:  # the urgent first (usually none), then those the schedule says are due
+            worklist, urgent = Worklist(db, "images"), "select urlkey from temp.image_urls " \
+                "where urgent"
+            if db.execute(f"{urgent} limit 1").fetchone():
+                worklist.fill(f"select urlkey from temp.image_urls where urlkey in ({urgent}) "
+                              "group by urlkey order by min(url)")
+                groups = groups.replace("group by", f"where urlkey not in ({urgent}) group by")
+            return worklist.fill(due_sql(groups, "c.urlkey"), due_params(self.config.schedule))
         return Worklist(db, "images").fill(f"select urlkey from ({groups}) order by url")
 
     def _check_fixity(self) -> None:

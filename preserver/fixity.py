@@ -1,13 +1,13 @@
 """Fixity: are the saved files still the bytes that were saved?
 
-A saved image is worth only as much as its file. Two checks run at the start of every image
+A saved image is worth only as much as its file. These checks run at the start of the image
 phase, before anything is fetched:
 
-- *Shared files.* Versions before this one could map two images to one path (`photo:1.jpg` and
-  `photo_1.jpg` both became `photo_1.jpg`): the last download won and the other rows pointed at
-  its bytes. Saved rows of different images (canonical keys, or hashes) that share a path, also
-  one that differs only in case on a case-insensitive disk, are fetched again, each to its own
-  path now. Files that are already unique stay where they are.
+- *Shared files* (once per ledger). Versions before this one could map two images to one path
+  (`photo:1.jpg` and `photo_1.jpg` both became `photo_1.jpg`): the last download won and the
+  other rows pointed at its bytes. Saved rows of different images (canonical keys, or hashes)
+  that share a path, also one that differs only in case on a case-insensitive disk, are fetched
+  again, each to its own path now. Files that are already unique stay where they are.
 - *Hashes.* A stat per saved image (`ImageSaver.file_intact`) catches a file that vanished or
   changed size. Bit rot or an edit that keeps the size needs the hash, and re-hashing every file
   every hour is not affordable: each run re-hashes (sha256) the files verified longest ago, up
@@ -32,15 +32,20 @@ from .urls import canonical_key
 
 log = logging.getLogger("preserver")
 READ_CHUNK = 1 << 20
+SHARED_FILES = "images-own-files"  # the name of the one-off repair in `migrations`
 
 
 def release_shared_files(ledger: Ledger, media_root: Path) -> int:
-    """Mark damaged the saved images whose file another image shares; returns how many rows.
-    One indexed pass over `images` when nothing is shared (the usual case)."""
+    """Once per ledger: mark damaged the saved images whose file another image shares (an
+    older version's paths); returns how many rows. New paths are never shared, so later runs
+    skip the scan of every image row that this takes."""
+    if ledger.migration_done(SHARED_FILES):
+        return 0
     suspects = ledger.db.execute(
         "select lower(local_path) from images where status = ? and local_path is not null "
-        "group by lower(local_path) having count(distinct coalesce(urlkey, original_url)) > 1 "
-        "or count(distinct sha256) > 1", [ImageStatus.SAVED.value]).fetchall()
+        "group by lower(local_path) having min(coalesce(urlkey, original_url)) != "
+        "max(coalesce(urlkey, original_url)) or min(sha256) != max(sha256) "
+        "or min(local_path) != max(local_path)", [ImageStatus.SAVED.value]).fetchall()
     damaged = []
     for (folded,) in suspects:
         rows = ledger.db.execute(
@@ -53,6 +58,7 @@ def release_shared_files(ledger: Ledger, media_root: Path) -> int:
                 damaged += [(url,) for url, *_ in group]
     ledger.mark_damaged(damaged, "its file was shared with another image (an older version "
                                  "gave both one path): fetched again", regression=False)
+    ledger.record_migration(SHARED_FILES, f"{len(damaged)} saved images shared a file")
     if damaged:
         log.warning("%d saved images shared a file with another image: fetching them again",
                     len(damaged))
@@ -82,25 +88,35 @@ def _same_file(media_root: Path, a: str, b: str) -> bool:
 
 def verify_sample(ledger: Ledger, media_root: Path, budget_bytes: int) -> dict[str, int]:
     """Re-hash saved files, verified longest ago (or never) first, until `budget_bytes` are
-    read; record each in `fixity`. Returns counts: checked, bytes, changed, vanished."""
+    read; record each in `fixity`. Returns counts: checked, bytes, changed, vanished. Reads
+    the images table in `verified_at` order (an index) only as far as the budget goes."""
     counts = {"checked": 0, "bytes": 0, "changed": 0, "vanished": 0}
     if budget_bytes <= 0:
         return counts
-    rows = ledger.db.execute(
-        "select local_path, min(url), sha256, max(bytes) from images "
-        "where status = ? and local_path is not null and sha256 is not null "
-        "group by local_path order by min(coalesce(verified_at, '')), local_path",
+    cursor = ledger.db.execute(  # `+status`: walk the verified_at index, not the status one
+        "select local_path, url, sha256, bytes from images where +status = ? and "
+        "local_path is not null and sha256 is not null order by verified_at",
         [ImageStatus.SAVED.value])
-    checks = []
-    for local_path, url, expected, size in rows:
-        if counts["bytes"] and counts["bytes"] + (size or 0) > budget_bytes:
-            break  # the first file is read whatever its size: every run makes progress
-        check = _check(media_root, local_path, url, expected)
-        checks.append(check)
-        counts["checked"] += 1
-        counts["bytes"] += check["bytes"] or size or 0
-        if not check["ok"]:
-            counts["vanished" if check["actual_sha256"] is None else "changed"] += 1
+    checks, seen = [], set()
+    try:
+        while counts["bytes"] < budget_bytes and (page := cursor.fetchmany(500)):
+            for local_path, url, expected, size in page:
+                if local_path in seen:  # another spelling of a file already checked
+                    continue
+                if counts["bytes"] and counts["bytes"] + (size or 0) > budget_bytes:
+                    break  # the first file is read whatever its size: every run moves on
+                seen.add(local_path)
+                check = _check(media_root, local_path, url, expected)
+                checks.append(check)
+                counts["checked"] += 1
+                counts["bytes"] += check["bytes"] or size or 0
+                if not check["ok"]:
+                    counts["vanished" if check["actual_sha256"] is None else "changed"] += 1
+            else:
+                continue
+            break
+    finally:
+        cursor.close()
     ledger.record_fixity(checks)
     return counts
 

@@ -61,6 +61,9 @@ SCHEMA = {
         "verified_at": str,  # when the file's sha256 was last found as recorded
         "damaged_at": str,  # when its file was found changed, gone or shared: fetch again
     },
+    "migrations": {  # one-off repairs of older ledgers, each done once (preserver.fixity)
+        "name": str, "done_at": str, "run_id": int, "note": str,
+    },
     "fixity": {  # one row per saved file re-hashed (preserver.fixity), pass or fail
         "id": int, "run_id": int, "local_path": str, "url": str, "checked_at": str,
         "expected_sha256": str, "actual_sha256": str, "bytes": int, "ok": int, "error": str,
@@ -87,7 +90,7 @@ SCHEMA = {
 PRIMARY_KEYS = {
     "runs": "id", "articles": "path", "links": None, "urls": "url",
     "checks": "id", "images": "url", "captures": None, "cdx_queries": "id", "saves": "id",
-    "alternates": ("url", "archive"), "fixity": "id",
+    "alternates": ("url", "archive"), "fixity": "id", "migrations": "name",
 }
 # links by url, covering role and article: lookups by URL, and the report's distinct URLs per
 # role read it in order instead of sorting some 340,000 links (a 50,000-article corpus)
@@ -98,6 +101,7 @@ INDEXES = [
     ("links", LINKS_URL_COLUMNS), ("links", ["article_path"]), ("urls", ["status"]),
     ("checks", ["url"]), ("checks", ["run_id"]), ("images", ["status"]), ("images", ["urlkey"]),
     ("articles", ["parse_status"]), ("images", ["local_path"]), ("fixity", ["local_path"]),
+    ("images", ["verified_at"]),
     ("cdx_queries", ["url", "match_type"]),
 ]
 UNIQUE_INDEXES = [("captures", ["urlkey", "timestamp", "statuscode", "digest"])]
@@ -494,6 +498,16 @@ class Ledger:
             stamp = now()
             _upsert_rows(self.db, "images", "url", [{**r, "checked_at": stamp} for r in rows])
 
+
+    def migration_done(self, name: str) -> bool:
+        return self.db.execute("select 1 from migrations where name = ?", [name]).fetchone() \
+            is not None
+
+    def record_migration(self, name: str, note: str) -> None:
+        with self.db.atomic():
+            self.db.table("migrations").upsert(
+                {"name": name, "done_at": now(), "run_id": self.run_id, "note": note},
+                pk="name")
 
     def record_fixity(self, checks: list[dict]) -> None:
         """Re-hashed files (preserver.fixity): a `fixity` row each; the images of a file that

@@ -75,6 +75,7 @@ def old_mapping(config, bodies: dict[str, bytes]) -> None:
         (media / row["local_path"]).unlink()
     (media / shared).write_bytes(last)
     with db.conn:
+        db.execute("drop table migrations")  # older versions had none
         db.conn.executemany(
             "update images set local_path = ?, sha256 = ?, bytes = ?, verified_at = null "
             "where url = ?",
