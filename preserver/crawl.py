@@ -414,9 +414,12 @@ class Crawler:
 
     async def _save_images(self, saver: ImageSaver, index: CaptureIndex,
                            image_keys: Worklist, budget: Budget) -> None:
+        from .fixity import free_path
+
         async def save(urlkey: str):
             urls = self._image_group(urlkey)
             wayback = parse_wayback_url(urls[0])  # every spelling has this canonical key
+            free_path(self.ledger, self.config.media_path, urlkey, _original(urls[0]))
             if wayback is None or not index.covers(wayback.original, urlkey):
                 return urlkey, urls, await saver.save(urls[0])
             capture = index.nearest(wayback.original, wayback.timestamp, urlkey)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .ledger import Ledger
 from .status import ImageStatus
+from .storage import media_relpath
 from .urls import canonical_key
 
 log = logging.getLogger("preserver")
@@ -42,16 +43,16 @@ def release_shared_files(ledger: Ledger, media_root: Path) -> int:
     if ledger.migration_done(SHARED_FILES):
         return 0
     suspects = ledger.db.execute(
-        "select lower(local_path) from images where status = ? and local_path is not null "
-        "group by lower(local_path) having min(coalesce(urlkey, original_url)) != "
+        "select local_path from images where status = ? and local_path is not null "
+        "group by local_path collate nocase having min(coalesce(urlkey, original_url)) != "
         "max(coalesce(urlkey, original_url)) or min(sha256) != max(sha256) "
         "or min(local_path) != max(local_path)", [ImageStatus.SAVED.value]).fetchall()
     damaged = []
-    for (folded,) in suspects:
+    for (path,) in suspects:
         rows = ledger.db.execute(
             "select url, original_url, urlkey, sha256, local_path from images "
-            "where status = ? and lower(local_path) = ?",
-            [ImageStatus.SAVED.value, folded]).fetchall()
+            "where local_path = ? collate nocase and status = ?",
+            [path, ImageStatus.SAVED.value]).fetchall()
         for group in _same_file_groups(rows, media_root):
             keys = {urlkey or canonical_key(original) for _, original, urlkey, _, _ in group}
             if len(keys) > 1 or len({sha for _, _, _, sha, _ in group}) > 1:
@@ -63,6 +64,25 @@ def release_shared_files(ledger: Ledger, media_root: Path) -> int:
         log.warning("%d saved images shared a file with another image: fetching them again",
                     len(damaged))
     return len(damaged)
+
+
+def free_path(ledger: Ledger, media_root: Path, urlkey: str, original: str) -> None:
+    """Before an image is fetched: the path it gets may hold the file of another image that an
+    older version saved there (its mapping merged names this one keeps apart). That image is
+    fetched again, to its own path, rather than silently overwritten. A stat per image; a
+    query only when the file exists (a re-fetch, or such a clash)."""
+    relpath = media_relpath(original)
+    if not os.path.lexists(media_root / relpath):
+        return
+    rows = ledger.db.execute(
+        "select url, original_url, urlkey, local_path from images "
+        "where local_path = ? collate nocase and status = ?",
+        [relpath, ImageStatus.SAVED.value]).fetchall()
+    others = [(url,) for url, other, key, path in rows
+              if (key or canonical_key(other)) != urlkey
+              and (path == relpath or _same_file(media_root, path, relpath))]
+    ledger.mark_damaged(others, "an older version saved it on the path another image gets "
+                                "now: fetched again to its own path", regression=False)
 
 
 def _same_file_groups(rows: list[tuple], media_root: Path) -> list[list[tuple]]:

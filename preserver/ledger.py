@@ -100,10 +100,12 @@ SUPERSEDED_INDEXES = ["idx_links_url"]  # dropped from older ledgers: LINKS_URL_
 INDEXES = [
     ("links", LINKS_URL_COLUMNS), ("links", ["article_path"]), ("urls", ["status"]),
     ("checks", ["url"]), ("checks", ["run_id"]), ("images", ["status"]), ("images", ["urlkey"]),
-    ("articles", ["parse_status"]), ("images", ["local_path"]), ("fixity", ["local_path"]),
-    ("images", ["verified_at"]),
+    ("articles", ["parse_status"]), ("fixity", ["local_path"]), ("images", ["verified_at"]),
     ("cdx_queries", ["url", "match_type"]),
 ]
+# images by file, case-insensitively: who else is on this path (also on a case-insensitive disk)
+RAW_INDEXES = {"idx_images_local_path_nocase": "images (local_path collate nocase)"}
+SAME_FILE = "local_path = ? collate nocase and local_path = ?"  # exact, through that index
 UNIQUE_INDEXES = [("captures", ["urlkey", "timestamp", "statuscode", "digest"])]
 VIEWS = {
     # What every status means, to join on and to read (preserver/status.py is the contract).
@@ -310,6 +312,8 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         db.table(name).create_index(columns, if_not_exists=True)
     for name, columns in UNIQUE_INDEXES:
         db.table(name).create_index(columns, if_not_exists=True, unique=True)
+    for name, definition in RAW_INDEXES.items():
+        db.execute(f"create index if not exists [{name}] on {definition}")
     for name, sql in VIEWS.items():
         db.create_view(name, sql, replace=True)
 
@@ -517,13 +521,15 @@ class Ledger:
             _write_rows(self.db, "fixity", [{**c, "run_id": self.run_id, "checked_at": stamp}
                                             for c in checks], "insert")
             self.db.conn.executemany(
-                "update images set verified_at = ? where local_path = ? and status = ?",
-                [(stamp, c["local_path"], ImageStatus.SAVED.value) for c in checks if c["ok"]])
+                f"update images set verified_at = ? where {SAME_FILE} and status = ?",
+                [(stamp, c["local_path"], c["local_path"], ImageStatus.SAVED.value)
+                 for c in checks if c["ok"]])
             for check in checks:
                 if not check["ok"]:
                     self.mark_damaged(self.db.execute(
-                        "select url from images where local_path = ? and status = ?",
-                        [check["local_path"], ImageStatus.SAVED.value]).fetchall(),
+                        f"select url from images where {SAME_FILE} and status = ?",
+                        [check["local_path"], check["local_path"],
+                         ImageStatus.SAVED.value]).fetchall(),
                         check["error"], regression=True)
 
     def mark_damaged(self, urls: list[tuple[str]], reason: str, regression: bool) -> None:

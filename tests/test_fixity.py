@@ -167,3 +167,24 @@ def test_fixity_budget_is_checked(tmp_path):
     config.write_text(base + "fixity = 1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="unknown key"):
         load_config(config)
+
+
+def test_a_new_image_never_overwrites_a_file_an_old_version_placed_on_its_path(tmp_path, corpus,
+                                                                            archive):
+    """`photo:1.jpg` alone, saved by the old mapping at `photo_1.jpg` (unique, so kept); then an
+    article cites `photo_1.jpg` itself, whose path that is now."""
+    colon, plain = f"{HK}/uploads/photo:1.jpg", f"{HK}/uploads/photo_1.jpg"
+    bodies, config = image_world(tmp_path, corpus, archive, [colon], schedule="")
+    assert run_cli("run", "--config", str(config)).exit_code == 0
+    old_mapping(config, bodies)  # one row on `photo_1.jpg`: nothing shared
+    archive.add(plain, TS, JPEG + b"the plain one", "image/jpeg")
+    bodies[f"{WB}/{TS}im_/{plain}"] = JPEG + b"the plain one"
+    write_article(corpus, "b.md", f"{WB}/{TS}/{HK}/article/2", f"{HK}/article/2",
+                  [f"{WB}/{TS}im_/{plain}"])
+    archive.add(f"{HK}/article/2", TS, b"<html>b</html>")
+    assert run_cli("run", "--config", str(config)).exit_code == 0
+    rows = images_of(config)
+    assert rows[f"{WB}/{TS}im_/{colon}"]["status"] == "failed"  # not silently overwritten
+    assert rows[f"{WB}/{TS}im_/{colon}"]["damaged_at"]
+    assert run_cli("run", "--config", str(config)).exit_code == 0  # fetched to its own path
+    assert_each_saved_to_its_own_file(config, bodies)
