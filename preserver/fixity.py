@@ -71,8 +71,11 @@ def free_path(ledger: Ledger, media_root: Path, urlkey: str, original: str) -> N
     older version saved there (its mapping merged names this one keeps apart). That image is
     fetched again, to its own path, rather than silently overwritten. A stat per image; a
     query only when the file exists (a re-fetch, or such a clash)."""
-    relpath = media_relpath(original)
-    if not os.path.lexists(media_root / relpath):
+    try:
+        relpath = media_relpath(original)
+        if not os.path.lexists(media_root / relpath):
+            return
+    except (ValueError, OSError):  # not a URL with a path (the fetch will say so), or no disk
         return
     rows = ledger.db.execute(
         "select url, original_url, urlkey, local_path from images "
