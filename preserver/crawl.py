@@ -348,6 +348,9 @@ class Crawler:
         self.summary.fixity.update({k: v for k, v in counts.items() if v})
         if shared:
             self.summary.fixity["shared"] = shared
+        if counts["checked"]:
+            log.info("fixity: re-hashed %d saved files (%.1f MB)", counts["checked"],
+                     counts["bytes"] / 1e6)
         if counts["changed"] or counts["vanished"]:
             log.warning("fixity: %d saved files changed and %d vanished: fetching them again",
                         counts["changed"], counts["vanished"])
