@@ -70,8 +70,9 @@ class ImageSaver:
         self.max_bytes = max_bytes
 
     def file_intact(self, local_path: str | None, size: int | None) -> bool:
-        """Is a saved image still on disk with its recorded size? (The hash was checked when
-        it was written; rehashing 133k files every hour is not.)"""
+        """Is a saved image still on disk with its recorded size? One stat, for every saved
+        image every run; the hashes are re-checked a budgeted share at a time
+        (preserver.fixity): rehashing 133k files every hour is not affordable."""
         if not local_path:
             return False
         try:
