@@ -361,6 +361,8 @@ class Crawler:
             "select i.url, i.local_path, i.bytes from images i join temp.image_urls w "
             "on w.url = i.url where w.saved")
         broken = [(url,) for url, path, size in rows if not saver.file_intact(path, size)]
+        if broken:
+            self.summary.fixity["gone_or_resized"] += len(broken)
         self.ledger.mark_damaged(broken, "the file vanished or changed size on disk: fetched "
                                          "again", regression=True)
         with self.ledger.db.conn:

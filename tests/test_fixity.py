@@ -138,6 +138,7 @@ def test_fixity_rehashes_a_budget_per_run_and_refetches_changed_files(tmp_path, 
     archive.clear_requests()
     result = run_cli("run", "--config", str(config))
     assert result.exit_code == 1  # a regression: a saved file changed
+    assert "Fixity: 1 saved files changed, 0 vanished" in result.output
     assert archive.counts()["replay"] == 1  # fetched again in the same run, nothing else
     assert victim.read_bytes() == bodies[victim_url]
     failed = list(db.query("select * from fixity where ok = 0"))
@@ -152,7 +153,8 @@ def test_fixity_rehashes_a_budget_per_run_and_refetches_changed_files(tmp_path, 
     # a file that vanished: the stat every run catches it, and it is fetched again at once
     victim.unlink()
     archive.clear_requests()
-    assert run_cli("run", "--config", str(config)).exit_code == 1
+    result = run_cli("run", "--config", str(config))
+    assert result.exit_code == 1 and "0 saved files changed, 1 vanished" in result.output
     assert archive.counts()["replay"] == 1 and victim.read_bytes() == bodies[victim_url]
 
 
