@@ -219,6 +219,11 @@ def _print_summary(config, summary: dict, status: RunStatus, error: str | None) 
         left = sum(summary.get("left_due", {}).values())
         click.echo(f"rate_limited: {'; '.join(stopped.values())}. {left} left due for the "
                    "next run, none recorded as failing.")
+    fixity = summary.get("fixity", {})
+    if fixity.get("changed") or fixity.get("vanished") or fixity.get("gone_or_resized"):
+        click.echo(f"Fixity: {fixity.get('changed', 0)} saved files changed, "
+                   f"{fixity.get('vanished', 0) + fixity.get('gone_or_resized', 0)} vanished "
+                   "or changed size on disk; their images were fetched again.")
     if summary.get("budget_spent"):
         click.echo("The budget (--max-minutes/--max-requests) ran out: what is left is due "
                    "first next time.")

@@ -106,6 +106,15 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class MediaConfig:
+    """[media] beside its `path`: how saved images are kept honest (preserver.fixity)."""
+
+    # bytes of saved images re-hashed (sha256) per run, verified longest ago first: the whole
+    # folder is re-hashed every (folder size / this) runs; 0 = sizes only
+    fixity_bytes_per_run: int = 500_000_000
+
+
+@dataclass(frozen=True)
 class Config:
     corpus_path: Path
     ledger_path: Path
@@ -117,6 +126,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     save: SaveConfig = field(default_factory=SaveConfig)
     memento: MementoConfig = field(default_factory=MementoConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     source: Path | None = None  # the file this came from, if any
 
 
@@ -131,6 +141,7 @@ _TABLES = {
     "memento": MementoConfig,
 }
 _PATH_TABLES = {"corpus": "corpus_path", "ledger": "ledger_path", "media": "media_path"}
+_PATH_TABLE_KEYS = {"media": {f.name for f in dataclasses.fields(MediaConfig)}}  # besides path
 
 
 def load_config(path: Path | str) -> Config:
@@ -148,7 +159,9 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError(f"{path}: unknown table(s) {sorted(unknown)}")
     paths = {attr: _path_of(raw, table, folder, path) for table, attr in _PATH_TABLES.items()}
     tables = {name: _table(raw.get(name, {}), cls, name, path) for name, cls in _TABLES.items()}
-    config = Config(**paths, **tables, source=path)
+    media = {k: v for k, v in raw["media"].items() if k != "path"}  # _path_of checked the keys
+    config = Config(**paths, **tables, media=_table(media, MediaConfig, "media", path),
+                    source=path)
     _validate(config, path)
     return config
 
@@ -157,7 +170,7 @@ def _path_of(raw: dict, table: str, folder: Path, source: Path) -> Path:
     section = raw.get(table)
     if not isinstance(section, dict) or not isinstance(section.get("path"), str):
         raise ConfigError(f"{source}: [{table}] path is required (a string)")
-    extra = set(section) - {"path"}
+    extra = set(section) - {"path"} - _PATH_TABLE_KEYS.get(table, set())
     if extra:
         raise ConfigError(f"{source}: unknown key(s) in [{table}]: {sorted(extra)}")
     return (folder / Path(section["path"]).expanduser()).resolve()
@@ -225,3 +238,6 @@ def _validate(config: Config, source: Path) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{source}: {key} must be greater than 0, got {value!r}")
+    if config.media.fixity_bytes_per_run < 0:
+        raise ConfigError(f"{source}: media.fixity_bytes_per_run must be 0 or more, "
+                          f"got {config.media.fixity_bytes_per_run!r}")

@@ -29,9 +29,9 @@ from .exclude import Exclusions
 from .ledger import CURRENT_LINKS, Ledger, LedgerLock, article_rows, open_ledger
 from .progress import LineProgress
 from .schedule import Budget, due_params, due_sql
-from .status import CheckResult, ParseStatus, RunStatus
+from .status import CheckResult, ImageStatus, ParseStatus, RunStatus
 from .storage import clean_partial_files
-from .urls import canonical_key, is_http_url, parse_wayback_url
+from .urls import canonical_key, is_http_url, parse_wayback_url, time_distance
 from .worklist import Worklist
 
 if TYPE_CHECKING:  # the network stack (httpx, httpcore) is imported by the phases that use it:
@@ -61,6 +61,7 @@ class RunSummary:
     links: Counter = field(default_factory=Counter)  # body link status -> n
     embeds: Counter = field(default_factory=Counter)  # embedded video/iframe status -> n
     elsewhere: Counter = field(default_factory=Counter)  # found / not_found in other archives
+    fixity: Counter = field(default_factory=Counter)  # files re-hashed, bytes, changed, ...
     requests: int = 0
     regressions: int = 0
     unreachable: dict = field(default_factory=dict)  # host -> reason
@@ -74,6 +75,7 @@ class RunSummary:
             "snapshots": dict(self.snapshots), "originals": dict(self.originals),
             "images": dict(self.images), "images_saved": self.images.get("saved", 0),
             "saves": dict(self.saves), "links": dict(self.links), "embeds": dict(self.embeds),
+            "fixity": dict(self.fixity),
             "requests": self.requests, "regressions": self.regressions,
             "unreachable_hosts": self.unreachable, "budget_spent": self.budget_spent,
             "stopped_classes": self.stopped, "left_due": dict(self.left_due),
@@ -348,13 +350,17 @@ class Crawler:
         every image of the corpus). `temp.image_urls` maps each key to its spellings. A saved
         image costs one stat; only unsaved URLs are canonicalised."""
         db = self.ledger.db
+        if image_urls is None:
+            self._check_fixity()
         with db.conn:
             db.execute("drop table if exists temp.image_urls")
+            # urgent: corrupt, or its file was found damaged: fetched whatever the schedule
             db.execute("create temp table image_urls (url text primary key, saved int, "
-                       "urlkey text)")
+                       "urlkey text, urgent int default 0)")
             if image_urls is None:
-                db.execute("insert into temp.image_urls (url, saved) select c.url, "
-                           f"i.status = 'saved' from ({_CORPUS_URLS}) c "
+                db.execute("insert into temp.image_urls (url, saved, urgent) select c.url, "
+                           f"i.status = 'saved', coalesce(i.status = '{ImageStatus.CORRUPT}' "
+                           f"or i.damaged_at is not null, 0) from ({_CORPUS_URLS}) c "
                            "left join images i on i.url = c.url", {"role": "image"})
             else:
                 db.conn.executemany("insert or ignore into temp.image_urls (url, saved) "
@@ -369,20 +375,47 @@ class Crawler:
         self._canonicalise_image_urls()
         self._copy_other_spellings(saver)
         groups = "select min(url) as url, urlkey from temp.image_urls group by urlkey"
-        if due_only:
-            return Worklist(db, "images").fill(due_sql(groups, "c.urlkey"),
-                                               due_params(self.config.schedule))
+        if due_only:  # the urgent first (usually none), then those the schedule says are due
+            worklist, urgent = Worklist(db, "images"), "select urlkey from temp.image_urls " \
+                "where urgent"
+            if db.execute(f"{urgent} limit 1").fetchone():
+                worklist.fill(f"select urlkey from temp.image_urls where urlkey in ({urgent}) "
+                              "group by urlkey order by min(url)")
+                groups = groups.replace("group by", f"where urlkey not in ({urgent}) group by")
+            return worklist.fill(due_sql(groups, "c.urlkey"), due_params(self.config.schedule))
         return Worklist(db, "images").fill(f"select urlkey from ({groups}) order by url")
 
+    def _check_fixity(self) -> None:
+        """Before the image work is drawn up: files shared by two images (an older version's
+        paths), then a budgeted sample of files re-hashed (see preserver.fixity)."""
+        from .fixity import release_shared_files, verify_sample
+
+        media = self.config.media_path
+        shared = release_shared_files(self.ledger, media)
+        counts = verify_sample(self.ledger, media, self.config.media.fixity_bytes_per_run)
+        self.summary.fixity.update({k: v for k, v in counts.items() if v})
+        if shared:
+            self.summary.fixity["shared"] = shared
+        if counts["checked"]:
+            log.info("fixity: re-hashed %d saved files (%.1f MB)", counts["checked"],
+                     counts["bytes"] / 1e6)
+        if counts["changed"] or counts["vanished"]:
+            log.warning("fixity: %d saved files changed and %d vanished: fetching them again",
+                        counts["changed"], counts["vanished"])
+
     def _unmark_broken(self, saver: ImageSaver) -> None:
-        """Saved in the ledger but gone (or changed) on disk: fetch again."""
+        """Saved in the ledger but gone (or changed size) on disk: damaged, fetch again now."""
         rows = self.ledger.db.execute(
             "select i.url, i.local_path, i.bytes from images i join temp.image_urls w "
             "on w.url = i.url where w.saved")
         broken = [(url,) for url, path, size in rows if not saver.file_intact(path, size)]
+        if broken:
+            self.summary.fixity["gone_or_resized"] += len(broken)
+        self.ledger.mark_damaged(broken, "the file vanished or changed size on disk: fetched "
+                                         "again", regression=True)
         with self.ledger.db.conn:
             self.ledger.db.conn.executemany(
-                "update temp.image_urls set saved = 0 where url = ?", broken)
+                "update temp.image_urls set saved = 0, urgent = 1 where url = ?", broken)
 
     def _canonicalise_image_urls(self) -> None:
         db, last = self.ledger.db, 0
@@ -434,18 +467,26 @@ class Crawler:
 
     async def _save_images(self, saver: ImageSaver, index: CaptureIndex,
                            image_keys: Worklist, budget: Budget) -> None:
+        from .fixity import free_path
+
         async def save(urlkey: str):
             urls = self._image_group(urlkey)
             excluded = next(filter(None, map(self.exclusions.result, urls)), None)
             if excluded is not None:  # not fetched under any of its spellings
                 return urlkey, urls, excluded
             wayback = parse_wayback_url(urls[0])  # every spelling has this canonical key
+            free_path(self.ledger, self.config.media_path, urlkey, _original(urls[0]))
             if wayback is None or not index.covers(wayback.original, urlkey):
                 return urlkey, urls, await saver.save(urls[0])
             capture = index.nearest(wayback.original, wayback.timestamp, urlkey)
             if capture is None:
                 return urlkey, urls, saver.missing(urls[0])
-            return urlkey, urls, await saver.save(urls[0], capture)
+            outcome = await saver.save(urls[0], capture)
+            if outcome.row["status"] == ImageStatus.CORRUPT:  # bytes not as indexed
+                others = _next_nearest(index.captures_of(wayback.original, urlkey),
+                                       wayback.timestamp, capture)
+                outcome = await saver.save_intact(urls[0], outcome, others)
+            return urlkey, urls, outcome
 
         def record(done) -> None:
             urlkey, urls, outcome = done
@@ -584,6 +625,13 @@ def _run_async(coroutine) -> None:
         await coroutine
 
     asyncio.run(main())
+
+
+def _next_nearest(captures: list, timestamp: str, tried) -> list:
+    """The other captures of an image worth fetching (not error pages, not redirects, not
+    `tried`), nearest in time to `timestamp` first."""
+    return sorted((c for c in captures if c.timestamp != tried.timestamp and not c.is_error
+                   and not c.is_redirect), key=lambda c: time_distance(c.timestamp, timestamp))
 
 
 def _original(url: str) -> str:

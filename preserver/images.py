@@ -4,7 +4,10 @@ An image is fetched from the archive's raw replay (`<ts>id_/<url>`: the bytes ex
 captured), following the archive's redirect to the nearest capture. What comes back is only
 saved if its bytes really are an image (magic numbers, not the Content-Type a server claims:
 the archive serves HTML error pages with 200), under the size cap, written atomically to a path
-derived from its URL. An image already on disk with the recorded hash is not fetched again.
+derived from its URL. Bytes that differ from the CDX digest of their capture are not `saved`:
+the next nearest capture is tried, and if none matches the image is `corrupt` (bytes kept, the
+expected digest recorded). An image already on disk with the recorded size is not fetched
+again; `preserver.fixity` re-hashes a share of them every run.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ def sniff_image_type(data: bytes) -> str | None:
     return None
 
 
+MAX_CAPTURES_TRIED = 3  # captures of one image fetched before it is called corrupt
+
+
 @dataclass
 class ImageOutcome:
     row: dict  # for the images table
@@ -64,8 +70,9 @@ class ImageSaver:
         self.max_bytes = max_bytes
 
     def file_intact(self, local_path: str | None, size: int | None) -> bool:
-        """Is a saved image still on disk with its recorded size? (The hash was checked when
-        it was written; rehashing 133k files every hour is not.)"""
+        """Is a saved image still on disk with its recorded size? One stat, for every saved
+        image every run; the hashes are re-checked a budgeted share at a time
+        (preserver.fixity): rehashing 133k files every hour is not affordable."""
         if not local_path:
             return False
         try:
@@ -120,9 +127,32 @@ class ImageSaver:
         # downloads moving meanwhile (both release the GIL)
         row.update(await asyncio.to_thread(self._store, response, row["original_url"],
                                            capture.digest if capture is not None else None))
+        if row["status"] == ImageStatus.CORRUPT:
+            row["error"] += f" of the capture of {row['capture_timestamp']}"
         if row["status"] != ImageStatus.SAVED:
             check.error = row["error"]
         return ImageOutcome(row, check)
+
+    async def save_intact(self, url: str, corrupt: ImageOutcome, others: list) -> ImageOutcome:
+        """After a `corrupt` outcome, try the `others` captures (next nearest first) until one's
+        bytes match its CDX digest. When none does, the image stays `corrupt` and the bytes of
+        the last one tried stay on disk. Any other outcome (a failed request) ends the tries,
+        and the corrupt row, which describes the file on disk, is returned."""
+        mismatched = [corrupt.row["capture_timestamp"]]
+        for capture in others[: MAX_CAPTURES_TRIED - 1]:
+            attempt = await self.save(url, capture)
+            if attempt.row["status"] == ImageStatus.SAVED:
+                attempt.row["error"] = "; ".join(filter(None, [attempt.row["error"], (
+                    f"saved the capture of {capture.timestamp}: the bytes of "
+                    f"{', '.join(map(str, mismatched))} differ from their CDX digests")]))
+                return attempt
+            if attempt.row["status"] != ImageStatus.CORRUPT:
+                break
+            corrupt = attempt
+            mismatched.append(capture.timestamp)
+        if len(mismatched) > 1:
+            corrupt.row["error"] += f"; captures tried: {', '.join(map(str, mismatched))}"
+        return corrupt
 
     @staticmethod
     def _blank(url: str) -> dict:
@@ -130,7 +160,8 @@ class ImageSaver:
         return {"url": url, "original_url": wayback.original if wayback else url,
                 "local_path": None, "sha256": None, "bytes": None, "content_type": None,
                 "source_url": None, "saved_at": None, "capture_timestamp": None, "error": None,
-                "digest_ok": None}
+                "digest_ok": None, "expected_digest": None, "verified_at": None,
+                "damaged_at": None}
 
     def _store(self, response, original: str, digest: str | None = None) -> dict:
         """Validate, write, and compare with the CDX `digest` if one is known; returns the
@@ -155,8 +186,9 @@ class ImageSaver:
         row = self._write(response.body, kind, original, note)
         if digest and row["status"] == ImageStatus.SAVED:
             row["digest_ok"] = int(_sha1_base32(response.body) == digest)
-            if not row["digest_ok"]:
-                row["error"] = f"bytes differ from the CDX digest {digest}"
+            if not row["digest_ok"]:  # kept on disk: it may be all there is
+                row.update(status=ImageStatus.CORRUPT, expected_digest=digest, verified_at=None,
+                           error=f"bytes differ from the CDX digest {digest} (expected)")
         return row
 
     def _write(self, data: bytes, kind: str, original: str, note: str | None) -> dict:
@@ -168,9 +200,10 @@ class ImageSaver:
         except OSError as exc:
             return {"status": ImageStatus.FAILED,
                     "error": f"cannot write {relpath}: {exc.strerror or exc}"}
+        stamp = now()
         return {"status": ImageStatus.SAVED, "local_path": relpath, "content_type": kind,
                 "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                "saved_at": now(), "error": note}
+                "saved_at": stamp, "verified_at": stamp, "error": note}
 
 
 def _sha1_base32(data: bytes) -> str:

@@ -62,6 +62,16 @@ SCHEMA = {
         "content_type": str, "status": str, "source_url": str, "capture_timestamp": str,
         "saved_at": str, "checked_at": str, "error": str, "digest_ok": int,
         "urlkey": str,  # SURT of the original: spellings of one image share it
+        "expected_digest": str,  # corrupt: the CDX digest the bytes should have had
+        "verified_at": str,  # when the file's sha256 was last found as recorded
+        "damaged_at": str,  # when its file was found changed, gone or shared: fetch again
+    },
+    "migrations": {  # one-off repairs of older ledgers, each done once (preserver.fixity)
+        "name": str, "done_at": str, "run_id": int, "note": str,
+    },
+    "fixity": {  # one row per saved file re-hashed (preserver.fixity), pass or fail
+        "id": int, "run_id": int, "local_path": str, "url": str, "checked_at": str,
+        "expected_sha256": str, "actual_sha256": str, "bytes": int, "ok": int, "error": str,
     },
     "captures": {  # the archive's CDX index, as far as we have fetched it
         "urlkey": str, "timestamp": str, "original": str, "mimetype": str,
@@ -85,7 +95,7 @@ SCHEMA = {
 PRIMARY_KEYS = {
     "runs": "id", "articles": "path", "links": None, "urls": "url",
     "checks": "id", "images": "url", "captures": None, "cdx_queries": "id", "saves": "id",
-    "alternates": ("url", "archive"),
+    "alternates": ("url", "archive"), "fixity": "id", "migrations": "name",
 }
 # links by url, covering role and article: lookups by URL, and the report's distinct URLs per
 # role read it in order instead of sorting some 340,000 links (a 50,000-article corpus)
@@ -95,9 +105,12 @@ SUPERSEDED_INDEXES = ["idx_links_url"]  # dropped from older ledgers: LINKS_URL_
 INDEXES = [
     ("links", LINKS_URL_COLUMNS), ("links", ["article_path"]), ("urls", ["status"]),
     ("checks", ["url"]), ("checks", ["run_id"]), ("images", ["status"]), ("images", ["urlkey"]),
-    ("articles", ["parse_status"]),
+    ("articles", ["parse_status"]), ("fixity", ["local_path"]), ("images", ["verified_at"]),
     ("cdx_queries", ["url", "match_type"]),
 ]
+# images by file, case-insensitively: who else is on this path (also on a case-insensitive disk)
+RAW_INDEXES = {"idx_images_local_path_nocase": "images (local_path collate nocase)"}
+SAME_FILE = "local_path = ? collate nocase and local_path = ?"  # exact, through that index
 UNIQUE_INDEXES = [("captures", ["urlkey", "timestamp", "statuscode", "digest"])]
 VIEWS = {
     # What every status means, to join on and to read (preserver/status.py is the contract).
@@ -131,7 +144,10 @@ VIEWS = {
              || 'error page)'),
           ('image', 'too_large', 0, 'larger than [security] max_image_bytes: not saved'),
           ('image', 'failed', 0, 'could not be fetched or written this time; the next run '
-             || 'tries again')
+             || 'tries again'),
+          ('image', 'corrupt', 0, 'the bytes differ from the archive''s CDX digest for every '
+             || 'capture tried: kept on disk, expected_digest says what they should be; the '
+             || 'next run tries again')
         )""",
     # One row per article: snapshot, original and images rolled into one verdict; severity
     # sorts the worst first.
@@ -306,7 +322,7 @@ CURRENT_LINKS = ("links l where l.article_path not in (select path from articles
 BULK_LOAD_ARTICLES = 5000  # a scan of this many changed files drops and rebuilds an index
 # image verdicts that only another answer from the archive may replace
 ESTABLISHED_IMAGE_STATUSES = frozenset({ImageStatus.MISSING.value, ImageStatus.INVALID.value,
-                                        ImageStatus.TOO_LARGE.value})
+                                        ImageStatus.TOO_LARGE.value, ImageStatus.CORRUPT.value})
 
 
 def now() -> str:
@@ -349,6 +365,8 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         db.table(name).create_index(columns, if_not_exists=True)
     for name, columns in UNIQUE_INDEXES:
         db.table(name).create_index(columns, if_not_exists=True, unique=True)
+    for name, definition in RAW_INDEXES.items():
+        db.execute(f"create index if not exists [{name}] on {definition}")
     for name, sql in VIEWS.items():
         db.create_view(name, sql, replace=True)
 
@@ -561,9 +579,56 @@ class Ledger:
             _upsert_rows(self.db, "images", "url", [{**r, "checked_at": stamp} for r in rows])
 
 
+    def migration_done(self, name: str) -> bool:
+        return self.db.execute("select 1 from migrations where name = ?", [name]).fetchone() \
+            is not None
+
+    def record_migration(self, name: str, note: str) -> None:
+        with self.db.atomic():
+            self.db.table("migrations").upsert(
+                {"name": name, "done_at": now(), "run_id": self.run_id, "note": note},
+                pk="name")
+
+    def record_fixity(self, checks: list[dict]) -> None:
+        """Re-hashed files (preserver.fixity): a `fixity` row each; the images of a file that
+        passed are verified now, those of one that failed are damaged (`mark_damaged`)."""
+        stamp = now()
+        with self.db.atomic():
+            _write_rows(self.db, "fixity", [{**c, "run_id": self.run_id, "checked_at": stamp}
+                                            for c in checks], "insert")
+            self.db.conn.executemany(
+                f"update images set verified_at = ? where {SAME_FILE} and status = ?",
+                [(stamp, c["local_path"], c["local_path"], ImageStatus.SAVED.value)
+                 for c in checks if c["ok"]])
+            for check in checks:
+                if not check["ok"]:
+                    self.mark_damaged(self.db.execute(
+                        f"select url from images where {SAME_FILE} and status = ?",
+                        [check["local_path"], check["local_path"],
+                         ImageStatus.SAVED.value]).fetchall(),
+                        check["error"], regression=True)
+
+    def mark_damaged(self, urls: list[tuple[str]], reason: str, regression: bool) -> None:
+        """Saved images whose file no longer holds their bytes: `failed` with the reason, and
+        `damaged_at` set, so the next image phase fetches them whatever the schedule. A file
+        that changed or vanished counts as a regression; one an older version let two images
+        share (`regression=False`) never held the right bytes for sure."""
+        if not urls:
+            return
+        stamp, before = now(), self.db.conn.total_changes
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "update images set status = ?, error = ?, damaged_at = ?, verified_at = null "
+                "where url = ? and status = ?",
+                [(ImageStatus.FAILED.value, reason, stamp, url, ImageStatus.SAVED.value)
+                 for (url,) in urls])
+        if regression:
+            self.regressions += self.db.conn.total_changes - before
+
+
 def _keeps_its_verdict(row: dict, before: str | None, inconclusive: bool) -> bool:
     """A failed fetch leaves an image's row alone when it says nothing new: the archive's
-    `missing`/`invalid`/`too_large` stand, and an attempt that could not ask writes no row
+    `missing`/`invalid`/`too_large`/`corrupt` stand, and an attempt that could not ask writes no row
     where there was none (it is in `checks`). A saved image that is lost is always written."""
     if row["status"] != ImageStatus.FAILED or before == ImageStatus.SAVED:
         return False

@@ -55,6 +55,9 @@ class ImageStatus(StrEnum):
     INVALID = "invalid"  # what came back is not an image (e.g. an HTML error page)
     TOO_LARGE = "too_large"  # over [security] max_image_bytes
     FAILED = "failed"  # network, rate limit, disk: try again next run
+    # the bytes differ from the archive's CDX digest, for every capture tried: kept on disk
+    # (local_path) with the digest that was expected (expected_digest); tried again next run
+    CORRUPT = "corrupt"
 
 
 class ParseStatus(StrEnum):

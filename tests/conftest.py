@@ -66,7 +66,7 @@ def write_article(corpus: Path, name: str, url: str, original_url: str,
 def write_config(tmp_path: Path, archive: WaybackArchive, corpus: Path, *,
                  archive_extra: str = "", live_extra: str = "", security_extra: str = "",
                  schedule: str = "recheck_ok_days = 0\nrecheck_failed_hours = 0",
-                 tables: str = "",
+                 tables: str = "", media_extra: str = "",
                  allow_private: bool = True, origins: dict | None = None) -> Path:
     """A real config.toml for a run against the local servers, with fast (test) pacing.
     By default everything is due at every run; pass `schedule=""` for the real policy."""
@@ -83,6 +83,7 @@ path = "{corpus}"
 path = "preserver.db"
 [media]
 path = "media"
+{media_extra}
 [archive]
 {_toml_lines(archive_defaults, archive_extra)}
 [live]

@@ -156,26 +156,54 @@ def test_killed_cdx_query_resumes_from_its_resume_key(tmp_path, corpus, archive)
     assert db_of(config).execute("select count(*) from captures").fetchone()[0] == 40
 
 
-def test_digest_mismatch_is_recorded(tmp_path, corpus, archive):
+def _digest_world(tmp_path, corpus, archive, image: str):
+    """One article citing `image`, and 24 more pages under the same prefix (a prefix query)."""
+    for i in range(25):
+        original = f"{HK}/uploads/page-{i}"
+        archive.add(original, TS, b"x")
+        write_article(corpus, f"a{i}.md", f"{WB}/{TS}/{original}", original,
+                      [f"{WB}/{TS}im_/{image}"] if i == 0 else [])
+    return write_config(tmp_path, archive, corpus, schedule="",  # the real schedule
+                        origins={HK: f"http://127.0.0.1:{closed_port()}"})
+
+
+def test_digest_mismatch_is_corrupt_kept_and_due_again(tmp_path, corpus, archive):
     image = f"{HK}/uploads/x.png"
-    archive.add(image, TS, PNG + b"real", "image/png")
+    expected = archive.add(image, TS, PNG + b"real", "image/png").digest
     # the replay serves other bytes than the ones the CDX index describes
     archive.fail_next("replay", status=200, body=PNG + b"other",
                       headers={"Content-Type": "image/png",
                                "Memento-Datetime": "Mon, 12 Jul 2021 02:23:51 GMT"})
-    originals = []
-    for i in range(25):  # enough to earn prefix queries
-        original = f"{HK}/uploads/page-{i}"
-        archive.add(original, TS, b"x")
-        originals.append(original)
-        write_article(corpus, f"a{i}.md", f"{WB}/{TS}/{original}", original,
-                      [f"{WB}/{TS}im_/{image}"] if i == 0 else [])
-    config = write_config(tmp_path, archive, corpus,
-                          origins={HK: f"http://127.0.0.1:{closed_port()}"})
+    config = _digest_world(tmp_path, corpus, archive, image)
     assert run_cli("run", "--config", str(config)).exit_code == 0
     row = db_of(config)["images"].get(f"{WB}/{TS}im_/{image}")
-    assert row["status"] == "saved" and row["digest_ok"] == 0
-    assert "CDX digest" in row["error"]
+    assert row["status"] == "corrupt" and row["digest_ok"] == 0
+    assert row["expected_digest"] == expected and expected in row["error"]
+    kept = tmp_path / "media" / row["local_path"]
+    assert kept.read_bytes() == PNG + b"other"  # kept: it may be all there is
+    archive.clear_requests()
+    assert run_cli("run", "--config", str(config)).exit_code == 0  # due again at once
+    assert archive.counts().get("replay") == 1
+    row = db_of(config)["images"].get(f"{WB}/{TS}im_/{image}")
+    assert row["status"] == "saved" and row["digest_ok"] == 1 and row["expected_digest"] is None
+    assert kept.read_bytes() == PNG + b"real"
+
+
+def test_digest_mismatch_tries_the_next_nearest_capture(tmp_path, corpus, archive):
+    image = f"{HK}/uploads/x.png"
+    archive.add(image, TS, PNG + b"real", "image/png")
+    archive.add(image, "20230101000000", PNG + b"far", "image/png")
+    archive.add(image, "20210801000000", PNG + b"next", "image/png")
+    archive.fail_next("replay", status=200, body=PNG + b"other",
+                      headers={"Content-Type": "image/png",
+                               "Memento-Datetime": "Mon, 12 Jul 2021 02:23:51 GMT"})
+    config = _digest_world(tmp_path, corpus, archive, image)
+    assert run_cli("run", "--config", str(config)).exit_code == 0
+    assert archive.counts()["replay"] == 2
+    row = db_of(config)["images"].get(f"{WB}/{TS}im_/{image}")
+    assert row["status"] == "saved" and row["digest_ok"] == 1
+    assert row["capture_timestamp"] == "20210801000000" and TS in row["error"]
+    assert (tmp_path / "media" / row["local_path"]).read_bytes() == PNG + b"next"
 
 
 def test_schedule_policy():
