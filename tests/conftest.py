@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import settings
 
+from preserver.cli import cli
+from tests.servers import LiveSite, WaybackArchive
+
 # property tests check what code does, not how fast: a loaded machine (CI shares two cores)
 # must not fail one for taking 300 ms
 settings.register_profile("preserver", deadline=None)
 settings.load_profile("preserver")
-
-from preserver.cli import cli
-from tests.servers import LiveSite, WaybackArchive
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
