@@ -6,6 +6,11 @@ per-class or per-host limiter, the retry policy, a total deadline, a byte cap on
 body, redirects followed by hand (each hop checked), and the mapping of every failure to a
 `UrlStatus`. Hosts that fail DNS or refuse connections are remembered for the run, so their
 other URLs cost no request (hkcnews.com is 49,118 originals on one dead host).
+
+Proxies are picked as httpx picks them by default (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
+NO_PROXY), with `[network] proxy` in place of the environment's HTTP(S)_PROXY. A proxy is
+configured, so trusted; the target is not: before a request goes through a proxy its host is
+resolved here and refused if it is not public, exactly as for a direct connection.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import httpx
 
 from . import USER_AGENT, retry
 from .config import Config
-from .errors import BlockedRequest, RequestFailed
+from .errors import BlockedRequest, ConfigError, RequestFailed
 from .limits import HostLimiters, RateLimiter
 from .status import UrlStatus
 from .urls import encode_once, rebase
@@ -80,6 +85,13 @@ class SafeNetworkBackend(httpcore.AsyncNetworkBackend):
         address = await self._resolve(host, port)
         return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
 
+    async def check_target(self, host: str, port: int) -> None:
+        """The private-address rule for a target reached through a proxy (which resolves
+        the name itself): resolve it here and refuse it as a direct connection would be.
+        Trusted targets, or all with allow_private_addresses, need no lookup."""
+        if not (self.allow_private or (host.lower(), port) in self.trusted):
+            await self._resolve(host, port)
+
     async def _resolve(self, host: str, port: int) -> str:
         loop = asyncio.get_running_loop()
         try:
@@ -126,10 +138,13 @@ class HttpClient:
         self._probes: dict[str, asyncio.Event] = {}
         self.requests_sent = 0
         configured = [archive.base_url, archive.availability_url, *config.live.origins.values()]
-        trusted = frozenset(_host_port(u) for u in configured)
+        proxies = proxy_map(config)
+        trusted = frozenset(_host_port(u) for u in [*configured, *filter(None, proxies.values())])
+        backend = SafeNetworkBackend(config.security.allow_private_addresses, trusted)
         self._client = httpx.AsyncClient(
-            transport=_transport(SafeNetworkBackend(config.security.allow_private_addresses,
-                                                    trusted)),
+            transport=_transport(backend),
+            mounts={pattern: None if url is None else _ProxiedTransport(url, backend)
+                    for pattern, url in proxies.items()},
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
             follow_redirects=False,
             timeout=httpx.Timeout(config.live.timeout_seconds),
@@ -286,6 +301,57 @@ def _transport(backend: SafeNetworkBackend) -> httpx.AsyncHTTPTransport:
         network_backend=backend,
     )
     return transport
+
+
+def proxy_map(config: Config) -> dict[str, str | None]:
+    """URL pattern -> proxy URL (None: no proxy), as httpx builds it by default from the
+    environment, with `[network] proxy` for http and https; only http(s) proxies."""
+    from httpx._utils import get_environment_proxies  # what httpx's trust_env uses
+
+    proxies = get_environment_proxies()
+    if config.network.proxy:
+        proxies.update({"http://": config.network.proxy, "https://": config.network.proxy})
+    for pattern, url in proxies.items():
+        if url is not None and urlsplit(url).scheme not in ("http", "https"):
+            raise ConfigError(f"proxy {_without_password(url)!r} (for {pattern}) is not an "
+                              "http(s) proxy; only http and https proxies are supported")
+    return proxies
+
+
+class _ProxiedTransport(httpx.AsyncBaseTransport):
+    """Sends through an http(s) proxy (CONNECT for https targets), after checking the
+    target against the private-address rule; the connection to the proxy goes through the
+    same network backend (the proxy's own address is trusted: it is configured)."""
+
+    def __init__(self, proxy_url: str, backend: SafeNetworkBackend):
+        proxy = httpx.Proxy(proxy_url)
+        self._backend = backend
+        self._inner = httpx.AsyncHTTPTransport(retries=0)
+        self._inner._pool = httpcore.AsyncHTTPProxy(  # as httpx builds it, with our backend
+            proxy_url=httpcore.URL(scheme=proxy.url.raw_scheme, host=proxy.url.raw_host,
+                                   port=proxy.url.port, target=proxy.url.raw_path),
+            proxy_auth=proxy.raw_auth,
+            proxy_headers=proxy.headers.raw,
+            ssl_context=ssl.create_default_context(cafile=certifi.where()),
+            max_connections=32,
+            max_keepalive_connections=16,
+            keepalive_expiry=5.0,
+            network_backend=backend,
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        port = url.port or (443 if url.scheme == "https" else 80)
+        await self._backend.check_target(url.raw_host.decode("ascii"), port)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    return url.replace(f"{parts.password}@", "***@") if parts.password else url
 
 
 def _host_port(url: str) -> tuple[str, int]:
