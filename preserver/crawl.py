@@ -152,10 +152,8 @@ class Crawler:
                 originals = Worklist.of(db, "original", audit.originals)
                 body_links = []
                 image_keys = self._image_work(saver, audit.images, due_only=False)
-            archived_links = [u for u in body_links if parse_wayback_url(u)]
-            live_links = [u for u in body_links if not parse_wayback_url(u) and is_http_url(u)]
-            keys = itertools.chain((_original(u) for u in snapshots), originals,
-                                   (_original(u) for u in archived_links), self._image_firsts())
+            archived_links, live_links = split_links(body_links)
+            keys = self.cdx_keys(snapshots, originals, archived_links)
             await index.refresh(index.plan(keys)[0], budget)
             await self._check_snapshots(archive, index, archived_links, budget, phase="links")
             # live pages and archived images pace on different limiters: run side by side,
@@ -175,6 +173,11 @@ class Crawler:
             self.summary.unreachable = {o: e.first_error for o, e in client.down_hosts.items()}
         self.summary.regressions = self.ledger.regressions
         self.summary.budget_spent = budget.exhausted()
+
+    def cdx_keys(self, snapshots, originals, archived_links):
+        """The original URLs the CDX plan is made of (`preserver plan` makes the same)."""
+        return itertools.chain((_original(u) for u in snapshots), originals,
+                               (_original(u) for u in archived_links), self._image_firsts())
 
     async def _look_elsewhere(self, client: HttpClient, saver: ImageSaver, checked: list[str],
                               budget: Budget) -> None:
@@ -519,6 +522,13 @@ def _run_async(coroutine) -> None:
         await coroutine
 
     asyncio.run(main())
+
+
+def split_links(body_links: list[str]) -> tuple[list[str], list[str]]:
+    """(archived body links, live http(s) body links); other schemes are neither."""
+    archived = [u for u in body_links if parse_wayback_url(u)]
+    live = [u for u in body_links if not parse_wayback_url(u) and is_http_url(u)]
+    return archived, live
 
 
 def _original(url: str) -> str:
