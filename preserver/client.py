@@ -79,6 +79,7 @@ class SafeNetworkBackend(httpcore.AsyncNetworkBackend):
     def __init__(self, allow_private: bool, trusted: frozenset[tuple[str, int]]):
         self.allow_private = allow_private
         self.trusted = trusted  # (host, port) of the configured archive and stand-ins
+        self.trusted_targets = trusted  # what a request may target unchecked via a proxy
         self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
@@ -89,10 +90,10 @@ class SafeNetworkBackend(httpcore.AsyncNetworkBackend):
         """The private-address rule for a target reached through a proxy (which resolves
         the name itself): resolve it here and refuse it as a direct connection would be.
         Trusted targets, or all with allow_private_addresses, need no lookup."""
-        if not (self.allow_private or (host.lower(), port) in self.trusted):
-            await self._resolve(host, port)
+        if not (self.allow_private or (host.lower(), port) in self.trusted_targets):
+            await self._resolve(host, port, self.trusted_targets)
 
-    async def _resolve(self, host: str, port: int) -> str:
+    async def _resolve(self, host: str, port: int, trusted: frozenset | None = None) -> str:
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -100,7 +101,8 @@ class SafeNetworkBackend(httpcore.AsyncNetworkBackend):
             message = f"cannot resolve {host}: {exc.strerror}"
             raise RequestFailed(UrlStatus.DNS_ERROR, message) from None
         addresses = [info[4][0] for info in infos]
-        if not (self.allow_private or (host.lower(), port) in self.trusted):
+        trusted = self.trusted if trusted is None else trusted
+        if not (self.allow_private or (host.lower(), port) in trusted):
             for address in addresses:
                 if not ipaddress.ip_address(address.split("%")[0]).is_global:
                     raise BlockedRequest(
@@ -138,9 +140,11 @@ class HttpClient:
         self._probes: dict[str, asyncio.Event] = {}
         self.requests_sent = 0
         configured = [archive.base_url, archive.availability_url, *config.live.origins.values()]
+        trusted = frozenset(_host_port(u) for u in configured)
         proxies = proxy_map(config)
-        trusted = frozenset(_host_port(u) for u in [*configured, *filter(None, proxies.values())])
-        backend = SafeNetworkBackend(config.security.allow_private_addresses, trusted)
+        backend = SafeNetworkBackend(config.security.allow_private_addresses, trusted | {
+            _host_port(u) for u in proxies.values() if u is not None})
+        backend.trusted_targets = trusted  # a proxy is trusted to connect to, not as a target
         self._client = httpx.AsyncClient(
             transport=_transport(backend),
             mounts={pattern: None if url is None else _ProxiedTransport(url, backend)

@@ -203,3 +203,17 @@ def test_proxy_settings_as_httpx_reads_them(tmp_path, monkeypatch):
     bad = write_config(tmp_path, _Unused(), tmp_path, tables='[network]\nproxy = "socks5://x:1"')
     with pytest.raises(ConfigError, match=r"\[network\] proxy must be an http\(s\) URL"):
         load_config(bad)
+
+
+def test_the_proxy_is_trusted_to_connect_to_not_as_a_target(tmp_path, proxy):
+    config = load_config(write_config(tmp_path, _Unused(), tmp_path, allow_private=False,
+                                      tables=f'[network]\nproxy = "{proxy.url}"\n'))
+
+    async def fetch():
+        async with HttpClient(config) as client:
+            with pytest.raises(RequestFailed) as refused:
+                await client.get(f"{proxy.url}/")  # a corpus URL naming the proxy itself
+            return refused.value
+    failure = asyncio.run(fetch())
+    assert failure.status == UrlStatus.BLOCKED, (str(failure), proxy.log.read_text())
+    assert proxy.tunnels_to() == []
