@@ -15,6 +15,7 @@ links, then snapshots, originals and images side by side.
 from __future__ import annotations
 
 import collections
+import functools
 import sqlite3
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
@@ -101,31 +102,50 @@ def _count_cdx(plan: RunPlan, index, queries, keys) -> None:
     from .captures import group_of
 
     prefixes = {q for q in queries if q.match_type == "prefix"}
-    members: collections.Counter = collections.Counter()
+    by_segment: collections.Counter = collections.Counter()  # (host, first segment) -> URLs
     for url in keys:
-        group = group_of(url)
+        by_segment[_segment_of(url)] += 1
+    members: collections.Counter = collections.Counter()
+    for segment, count in by_segment.items():  # group_of costs a SURT: once per segment
+        group = group_of(segment[2]) if segment else None
         if group in prefixes:
-            members[group] += 1
+            members[group] += count
     for query in queries:
         pages = index.pages_to_fetch(query, members.get(query, 1))
         plan.cdx_queries += 1 if pages else 0
         plan.cdx_pages += pages
 
 
+def _segment_of(url: str) -> tuple[str, str, str] | None:
+    """(host, first path segment, a URL of them) the way `captures.group_of` groups URLs,
+    without its canonical key (a SURT per URL)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    segments = parts.path.split("/")
+    if len(segments) < 3:
+        return None
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    return host, segments[1], f"{parts.scheme}://{host}/{segments[1]}/x"
+
+
 def _count_due(plan: RunPlan, config: Config, index, snapshots, originals, archived_links,
                live_links) -> None:
     hosts: collections.Counter = collections.Counter()
+    covers = functools.lru_cache(maxsize=1 << 17)(index.covers)  # a snapshot's original is
+    # mostly an original too: one SURT for both
     plan.due["snapshot"] = len(snapshots)
-    plan.from_index["snapshot"] = sum(1 for url in snapshots if _answered(index, url))
+    plan.from_index["snapshot"] = sum(1 for url in snapshots if _answered(covers, url))
     plan.replays += plan.due["snapshot"] - plan.from_index["snapshot"]
     plan.due["original"] = len(originals)
     for url in originals:
         hosts[_live_host(url, config)] += 1
-        if not index.covers(url):
+        if not covers(url):
             plan.cdx_exact += 1
     if plan.links:
         plan.due["link"] = len(archived_links) + len(live_links)
-        plan.from_index["link"] = sum(1 for url in archived_links if _answered(index, url))
+        plan.from_index["link"] = sum(1 for url in archived_links if _answered(covers, url))
         plan.replays += len(archived_links) - plan.from_index["link"]
         for url in live_links:
             hosts[_live_host(url, config)] += 1
@@ -148,9 +168,9 @@ def _count_images(plan: RunPlan, crawler, index, images) -> None:
         plan.replays += 1
 
 
-def _answered(index, snapshot_url: str) -> bool:
+def _answered(covers, snapshot_url: str) -> bool:
     wayback = parse_wayback_url(snapshot_url)
-    return wayback is not None and index.covers(wayback.original)
+    return wayback is not None and covers(wayback.original)
 
 
 def _live_host(url: str, config: Config) -> str:
