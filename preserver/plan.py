@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from .config import Config
 from .ledger import Ledger, open_ledger
 from .progress import LineProgress, duration, seconds_at_limit
+from .status import UrlStatus
 from .urls import parse_wayback_url, rebase
 
 
@@ -38,6 +39,8 @@ class RunPlan:
     cdx_exact: int = 0  # exact queries for originals no query covers (during the checks)
     replays: int = 0  # snapshots and archived links by replay, plus one per image
     live: dict = field(default_factory=dict)  # live host -> requests (originals, live links)
+    unreachable: dict = field(default_factory=dict)  # host -> due URLs: down at last check,
+    # so one probe (its other URLs are recorded without a request while it stays down)
     seconds: dict = field(default_factory=dict)  # endpoint class -> least time at its limit
     total_seconds: float = 0.0
     links: bool = False
@@ -149,7 +152,23 @@ def _count_due(plan: RunPlan, config: Config, index, snapshots, originals, archi
         plan.replays += len(archived_links) - plan.from_index["link"]
         for url in live_links:
             hosts[_live_host(url, config)] += 1
+    plan.unreachable = {host: hosts[host] for host in _down_hosts(index.db, config)
+                        if host in hosts}
+    hosts.update({host: 1 - n for host, n in plan.unreachable.items()})
     plan.live = dict(hosts.most_common())
+
+
+def _down_hosts(db, config: Config) -> set[str]:
+    """Hosts whose every due original was unreachable at its last check (DNS failure or
+    refused connection): the run probes each once and, while it stays down, records its other
+    URLs without a request."""
+    down = (UrlStatus.DNS_ERROR.value, UrlStatus.CONNECTION_ERROR.value)
+    seen: dict[str, bool] = {}
+    for url, status in db.execute("select w.item, u.status from temp.worklist_original w "
+                                  "left join urls u on u.url = w.item"):
+        host = _live_host(url, config)
+        seen[host] = seen.get(host, True) and status in down
+    return {host for host, all_down in seen.items() if all_down}
 
 
 def _count_images(plan: RunPlan, crawler, index, images) -> None:
@@ -231,6 +250,8 @@ def format_plan(plan: RunPlan, config: Config, max_minutes: float | None = None,
         f"  live       {sum(plan.live.values()):>9,}  at {live.per_host_per_second:g}/s per "
         f"host: ≥ {duration(plan.seconds['live'])}  ({hosts or 'no host'})",
         f"  total      {plan.requests:>9,}",
+        *[f"  ({host}: {_n(n, 'due URL')} unreachable at the last check, counted as one "
+          "probe)" for host, n in plan.unreachable.items()],
         "",
         f"Estimated time at the configured limits: ≥ {duration(plan.total_seconds)} (the CDX "
         "queries first, then the rest side by side; a host found unreachable costs one "

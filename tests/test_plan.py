@@ -12,7 +12,7 @@ import sqlite_utils
 from preserver.config import load_config
 from preserver.plan import format_plan, make_plan
 from preserver.progress import seconds_at_limit
-from tests.conftest import run_cli, write_article, write_config
+from tests.conftest import closed_port, run_cli, write_article, write_config
 
 WB = "https://web.archive.org/web"
 HK = "https://www.hkcnews.com"
@@ -105,3 +105,14 @@ def test_plan_without_a_corpus_exits_2(tmp_path, archive):
     result = run_cli("plan", "--config", str(config))
     assert result.exit_code == 2 and "corpus folder not found" in result.output
     assert not (tmp_path / "preserver.db").exists()
+
+
+def test_a_host_unreachable_at_its_last_check_counts_one_probe(world, site):
+    dead = f"127.0.0.1:{closed_port()}"
+    world.write_text(world.read_text(encoding="utf-8").replace(site.base_url, f"http://{dead}"),
+                     encoding="utf-8")
+    run_cli("run", "--config", str(world))  # every original: connection refused
+    plan = plan_json(world)
+    assert plan["due"]["original"] == DENSE + SPARSE
+    assert plan["unreachable"] == {dead: DENSE + SPARSE} and plan["live"] == {dead: 1}
+    assert "counted as one probe" in run_cli("plan", "--config", str(world)).output
