@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
@@ -137,6 +138,22 @@ class CaptureIndex:
         sparse = [u for key, spellings in by_key.items() if key not in repeated
                   for u in spellings]
         return exact + list(dense), sparse
+
+    def pages_to_fetch(self, query: Query, urls: int) -> int:
+        """At least how many pages `refresh` asks for this query (for `preserver plan`): none
+        when it is fresh; one to go on with a partial query or to bring a stale one up to date
+        (only newer captures); else one per `cdx_page_size` of the `urls` it covers (each has
+        a capture at least)."""
+        if self._is_fresh(query):
+            return 0
+        if self._latest(query) is not None:
+            return 1
+        return max(1, math.ceil(urls / self.page_size))
+
+    def assume_complete(self, queries: list[Query]) -> None:
+        """Answer `covers` as if these queries had run (for `preserver plan`)."""
+        self._prefixes += [q.key_prefix for q in queries if q.match_type == "prefix"]
+        self._exact |= {q.key_prefix for q in queries if q.match_type == "exact"}
 
     async def refresh(self, queries: list[Query], budget=None) -> None:
         """Run every query that is not fresh, page by page; a failure leaves it resumable."""

@@ -111,6 +111,31 @@ def images(config_path: Path, max_minutes: float | None, max_requests: int | Non
                 scan=False, check=False, images=True)
 
 
+@cli.command("plan")
+@config_option
+@budget_options
+@links_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def plan_command(config_path: Path, max_minutes: float | None, max_requests: int | None,
+                 links: bool, fmt: str) -> None:
+    """Show what `run` would do now and how long it would take at the configured limits, and
+    whether --max-minutes/--max-requests would cut it. No request; the ledger is not touched."""
+    import json
+
+    from .plan import format_plan, make_plan
+
+    config = _load(config_path)
+    if not config.corpus_path.is_dir():
+        click.echo(f"Error: corpus folder not found: {config.corpus_path}", err=True)
+        sys.exit(EXIT_USAGE)
+    planned = make_plan(config, links)
+    if fmt == "json":
+        click.echo(json.dumps(planned.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_plan(planned, config, max_minutes, max_requests))
+
+
 class _LogFormat(logging.Formatter):
     """Plain lines for progress; warnings and errors say so."""
 

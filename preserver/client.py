@@ -6,6 +6,11 @@ per-class or per-host limiter, the retry policy, a total deadline, a byte cap on
 body, redirects followed by hand (each hop checked), and the mapping of every failure to a
 `UrlStatus`. Hosts that fail DNS or refuse connections are remembered for the run, so their
 other URLs cost no request (hkcnews.com is 49,118 originals on one dead host).
+
+Proxies are picked as httpx picks them by default (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
+NO_PROXY), with `[network] proxy` in place of the environment's HTTP(S)_PROXY. A proxy is
+configured, so trusted; the target is not: before a request goes through a proxy its host is
+resolved here and refused if it is not public, exactly as for a direct connection.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import httpx
 
 from . import USER_AGENT, retry
 from .config import Config
-from .errors import BlockedRequest, RequestFailed
+from .errors import BlockedRequest, ConfigError, RequestFailed
 from .limits import HostLimiters, RateLimiter
 from .status import UrlStatus
 from .urls import encode_once, rebase
@@ -84,13 +89,21 @@ class SafeNetworkBackend(httpcore.AsyncNetworkBackend):
         self.allow_private = allow_private
         self.trusted = trusted  # (host, port) of the configured archive and stand-ins
         self.resolver_answered = False  # a name resolved this run: NXDOMAIN can be believed
+        self.trusted_targets = trusted  # what a request may target unchecked via a proxy
         self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         address = await self._resolve(host, port)
         return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
 
-    async def _resolve(self, host: str, port: int) -> str:
+    async def check_target(self, host: str, port: int) -> None:
+        """The private-address rule for a target reached through a proxy (which resolves
+        the name itself): resolve it here and refuse it as a direct connection would be.
+        Trusted targets, or all with allow_private_addresses, need no lookup."""
+        if not (self.allow_private or (host.lower(), port) in self.trusted_targets):
+            await self._resolve(host, port, self.trusted_targets)
+
+    async def _resolve(self, host: str, port: int, trusted: frozenset | None = None) -> str:
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -99,7 +112,8 @@ class SafeNetworkBackend(httpcore.AsyncNetworkBackend):
         if not _is_ip_literal(host):
             self.resolver_answered = True
         addresses = [info[4][0] for info in infos]
-        if not (self.allow_private or (host.lower(), port) in self.trusted):
+        trusted = self.trusted if trusted is None else trusted
+        if not (self.allow_private or (host.lower(), port) in trusted):
             for address in addresses:
                 if not ipaddress.ip_address(address.split("%")[0]).is_global:
                     raise BlockedRequest(
@@ -150,9 +164,15 @@ class HttpClient:
         self.requests_sent = 0
         configured = [archive.base_url, archive.availability_url, *config.live.origins.values()]
         trusted = frozenset(_host_port(u) for u in configured)
-        self._backend = SafeNetworkBackend(config.security.allow_private_addresses, trusted)
+        proxies = proxy_map(config)
+        self._backend = SafeNetworkBackend(config.security.allow_private_addresses, trusted | {
+            _host_port(u) for u in proxies.values() if u is not None})
+        # a proxy is trusted to connect to, not as a target
+        self._backend.trusted_targets = trusted
         self._client = httpx.AsyncClient(
             transport=_transport(self._backend),
+            mounts={pattern: None if url is None else _ProxiedTransport(url, self._backend)
+                    for pattern, url in proxies.items()},
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
             follow_redirects=False,
             timeout=httpx.Timeout(config.live.timeout_seconds),
@@ -332,6 +352,57 @@ def _transport(backend: SafeNetworkBackend) -> httpx.AsyncHTTPTransport:
         network_backend=backend,
     )
     return transport
+
+
+def proxy_map(config: Config) -> dict[str, str | None]:
+    """URL pattern -> proxy URL (None: no proxy), as httpx builds it by default from the
+    environment, with `[network] proxy` for http and https; only http(s) proxies."""
+    from httpx._utils import get_environment_proxies  # what httpx's trust_env uses
+
+    proxies = get_environment_proxies()
+    if config.network.proxy:
+        proxies.update({"http://": config.network.proxy, "https://": config.network.proxy})
+    for pattern, url in proxies.items():
+        if url is not None and urlsplit(url).scheme not in ("http", "https"):
+            raise ConfigError(f"proxy {_without_password(url)!r} (for {pattern}) is not an "
+                              "http(s) proxy; only http and https proxies are supported")
+    return proxies
+
+
+class _ProxiedTransport(httpx.AsyncBaseTransport):
+    """Sends through an http(s) proxy (CONNECT for https targets), after checking the
+    target against the private-address rule; the connection to the proxy goes through the
+    same network backend (the proxy's own address is trusted: it is configured)."""
+
+    def __init__(self, proxy_url: str, backend: SafeNetworkBackend):
+        proxy = httpx.Proxy(proxy_url)
+        self._backend = backend
+        self._inner = httpx.AsyncHTTPTransport(retries=0)
+        self._inner._pool = httpcore.AsyncHTTPProxy(  # as httpx builds it, with our backend
+            proxy_url=httpcore.URL(scheme=proxy.url.raw_scheme, host=proxy.url.raw_host,
+                                   port=proxy.url.port, target=proxy.url.raw_path),
+            proxy_auth=proxy.raw_auth,
+            proxy_headers=proxy.headers.raw,
+            ssl_context=ssl.create_default_context(cafile=certifi.where()),
+            max_connections=32,
+            max_keepalive_connections=16,
+            keepalive_expiry=5.0,
+            network_backend=backend,
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        port = url.port or (443 if url.scheme == "https" else 80)
+        await self._backend.check_target(url.raw_host.decode("ascii"), port)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    return url.replace(f"{parts.password}@", "***@") if parts.password else url
 
 
 def _host_port(url: str) -> tuple[str, int]:

@@ -115,6 +115,14 @@ class MediaConfig:
 
 
 @dataclass(frozen=True)
+class NetworkConfig:
+    """How requests leave this machine. HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY are
+    honoured as httpx honours them; `proxy` replaces the environment's HTTP(S)_PROXY."""
+
+    proxy: str = ""  # "http://proxy.example:3128" (user:password@ allowed); "" = none
+
+
+@dataclass(frozen=True)
 class Config:
     corpus_path: Path
     ledger_path: Path
@@ -127,6 +135,7 @@ class Config:
     save: SaveConfig = field(default_factory=SaveConfig)
     memento: MementoConfig = field(default_factory=MementoConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     source: Path | None = None  # the file this came from, if any
 
 
@@ -139,6 +148,7 @@ _TABLES = {
     "schedule": ScheduleConfig,
     "save": SaveConfig,
     "memento": MementoConfig,
+    "network": NetworkConfig,
 }
 _PATH_TABLES = {"corpus": "corpus_path", "ledger": "ledger_path", "media": "media_path"}
 _PATH_TABLE_KEYS = {"media": {f.name for f in dataclasses.fields(MediaConfig)}}  # besides path
@@ -214,6 +224,8 @@ def _validate(config: Config, source: Path) -> None:
     if config.archive.kind not in ("wayback", "pywb"):
         raise ConfigError(f"{source}: [archive] kind must be \"wayback\" or \"pywb\", "
                           f"got {config.archive.kind!r}")
+    if config.network.proxy:
+        urls["[network] proxy"] = config.network.proxy
     for name, url in urls.items():
         parts = urlsplit(url) if isinstance(url, str) else None
         if not parts or parts.scheme not in ("http", "https") or not parts.netloc:

@@ -174,16 +174,9 @@ class Crawler:
             originals = Worklist.of(db, "original", audit.originals)
             body_links, embeds = [], audit.embeds
             image_keys = self._image_work(saver, audit.images, due_only=False)
-        archived_links = [u for u in body_links if parse_wayback_url(u)]
-        live_links = [u for u in body_links if not parse_wayback_url(u) and is_http_url(u)]
-        archived_embeds = [u for u in embeds if parse_wayback_url(u)]
-        live_embeds = [u for u in embeds if not parse_wayback_url(u) and is_http_url(u)]
-        kept = self._not_excluded
-        # embeds stay out of the plan: 12,249 of them under youtube.com/embed/ would earn
-        # a prefix query of all of YouTube's embeds; the index answers those it covers
-        keys = itertools.chain((_original(u) for u in kept(snapshots)), kept(originals),
-                               (_original(u) for u in kept(archived_links)),
-                               self._image_firsts())
+        archived_links, live_links = split_links(body_links)
+        archived_embeds, live_embeds = split_links(embeds)
+        keys = self.cdx_keys(snapshots, originals, archived_links)
         await index.refresh(index.plan(keys)[0], budget)
         await self._check_snapshots(archive, index, archived_links, budget, phase="links")
         # live pages and archived images pace on different limiters: run side by side,
@@ -213,6 +206,16 @@ class Crawler:
         self.summary.stopped = {name: limiter.stopped_reason
                                 for name, limiter in client.limiters.items()
                                 if limiter.stopped_reason}
+
+    def cdx_keys(self, snapshots, originals, archived_links):
+        """The original URLs the CDX plan is made of (`preserver plan` makes the same).
+        Excluded URLs are never asked about; embeds stay out: 12,249 of them under
+        youtube.com/embed/ would earn a prefix query of all of YouTube's embeds (the index
+        answers those that another query covers)."""
+        kept = self._not_excluded
+        return itertools.chain((_original(u) for u in kept(snapshots)), kept(originals),
+                               (_original(u) for u in kept(archived_links)),
+                               self._image_firsts())
 
     async def _look_elsewhere(self, client: HttpClient, saver: ImageSaver, checked: list[str],
                               budget: Budget) -> None:
@@ -344,13 +347,14 @@ class Crawler:
         self.progress.finish(phase, f"{len(urls)} due ({_counts(counter)})")
 
     def _image_work(self, saver: ImageSaver, image_urls: list[str] | None = None,
-                    due_only: bool = True) -> Worklist:
+                    due_only: bool = True, fixity: bool = True) -> Worklist:
         """The images to fetch, as a worklist of canonical keys: one per image that is not
         saved yet (and is due), whatever spellings the corpus uses for it (`image_urls`, or
         every image of the corpus). `temp.image_urls` maps each key to its spellings. A saved
-        image costs one stat; only unsaved URLs are canonicalised."""
+        image costs one stat; only unsaved URLs are canonicalised. A whole run first re-hashes
+        its fixity sample (`fixity`; a plan does not)."""
         db = self.ledger.db
-        if image_urls is None:
+        if image_urls is None and fixity:
             self._check_fixity()
         with db.conn:
             db.execute("drop table if exists temp.image_urls")
@@ -632,6 +636,13 @@ def _next_nearest(captures: list, timestamp: str, tried) -> list:
     `tried`), nearest in time to `timestamp` first."""
     return sorted((c for c in captures if c.timestamp != tried.timestamp and not c.is_error
                    and not c.is_redirect), key=lambda c: time_distance(c.timestamp, timestamp))
+
+
+def split_links(body_links: list[str]) -> tuple[list[str], list[str]]:
+    """(archived body links, live http(s) body links); other schemes are neither."""
+    archived = [u for u in body_links if parse_wayback_url(u)]
+    live = [u for u in body_links if not parse_wayback_url(u) and is_http_url(u)]
+    return archived, live
 
 
 def _original(url: str) -> str:

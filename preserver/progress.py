@@ -89,13 +89,28 @@ class RichProgress(LineProgress):
         self._progress.stop()
 
 
-def _eta(remaining: float, per_second: float | None) -> str:
-    if not per_second or not remaining:
-        return ""
-    seconds = remaining / per_second
+def seconds_at_limit(requests: float, per_second: float | None) -> float:
+    """The least time `requests` take at `per_second` (a limiter's pace): the arithmetic of
+    the bars' ETA and of `preserver plan`'s estimate. 0 when there is no limit or no work."""
+    if not per_second or not requests:
+        return 0.0
+    return requests / per_second
+
+
+def duration(seconds: float) -> str:
+    """`45 s`, `12 min`, `3.5 h`: how the ETA and the plan say a time."""
     if seconds < 90:
-        return f"≥ {seconds:.0f} s at the archive's limit"
-    return f"≥ {seconds / 60:.0f} min at the archive's limit"
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _eta(remaining: float, per_second: float | None) -> str:
+    seconds = seconds_at_limit(remaining, per_second)
+    if not seconds:
+        return ""
+    return f"≥ {duration(seconds)} at the archive's limit"
 
 
 def make_progress(quiet: bool = False) -> LineProgress:

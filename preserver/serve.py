@@ -5,7 +5,9 @@ connections are read-only (`mode=ro`), not `--immutable`: a cron run may write w
 browse, and WAL lets them read meanwhile. What it shows is shipped in `preserver/datasette/`:
 metadata (titles, descriptions of every table, view and column, units, sort orders, facets,
 canned queries), a custom page `/chart` (SVG bar charts, no JavaScript) and a plugin that turns
-URLs, article paths and saved image files into links. The media folder is served at `/media/`.
+URLs, article paths and saved image files into links. The media folder is served at `/media/`
+by a route of the plugin (told the folder through the metadata's plugin settings), not by
+Datasette's `--static`, which answers 404 for every path with a CJK character, a space or a `%`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import yaml
 
 from .config import Config
 from .ledger import VIEWS, ensure_schema, open_ledger
+
+PLUGIN_NAME = "preserver_links"  # the plugin module's name: its settings key in the metadata
 
 PACKAGE_DATA = Path(__file__).resolve().parent / "datasette"
 METADATA = PACKAGE_DATA / "metadata.yaml"
@@ -55,14 +59,17 @@ def database_name(ledger_path: Path) -> str:
     return Path(ledger_path).stem
 
 
-def metadata_for(ledger_path: Path) -> dict:
-    """The shipped metadata, keyed and linked for this ledger's database name."""
+def metadata_for(ledger_path: Path, media_path: Path | None = None) -> dict:
+    """The shipped metadata, keyed and linked for this ledger's database name; with the media
+    folder the plugin serves at /media/."""
     from datasette.utils import tilde_encode
 
     name = database_name(ledger_path)
     text = METADATA.read_text(encoding="utf-8").replace(PLACEHOLDER, tilde_encode(name))
     metadata = yaml.safe_load(text)
     metadata["databases"] = {name: metadata["databases"].pop(tilde_encode(name))}
+    if media_path is not None:
+        metadata.setdefault("plugins", {})[PLUGIN_NAME] = {"media_path": str(media_path)}
     return metadata
 
 
@@ -70,7 +77,7 @@ def datasette_args(config: Config, host: str, port: int, metadata_path: Path) ->
     """The `datasette serve` command line for this config (without the program name)."""
     args = ["serve", str(config.ledger_path), "--metadata", str(metadata_path),
             "--template-dir", str(TEMPLATES), "--plugins-dir", str(PLUGINS),
-            "--static", f"media:{config.media_path}", "--host", host, "--port", str(port)]
+            "--host", host, "--port", str(port)]
     for name, value in SETTINGS.items():
         args += ["--setting", name, str(value)]
     return args
@@ -111,7 +118,8 @@ def serve_ledger(config: Config, host: str = "127.0.0.1", port: int = 8001) -> N
 
     with tempfile.TemporaryDirectory(prefix="preserver-serve-") as folder:
         metadata_path = Path(folder) / "metadata.json"
-        metadata_path.write_text(json.dumps(metadata_for(config.ledger_path), ensure_ascii=False),
+        metadata_path.write_text(json.dumps(metadata_for(config.ledger_path, config.media_path),
+                                            ensure_ascii=False),
                                  encoding="utf-8")
         datasette_cli.main(args=datasette_args(config, host, port, metadata_path),
                            prog_name="datasette")

@@ -2,13 +2,18 @@
 local archive, Datasette started by the real CLI, and Debian's headless Chromium driven by
 selenium, looking at what a person would see. Screenshots go to /tmp/preserver-screenshots/.
 
-Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them) and the `datasette` and
-`test` extras: without them these tests fail, they do not skip.
+Needs Debian's `chromium` and `chromium-driver` and the `datasette` and `test` extras. Without
+the browser the browser tests skip, saying how to install it; with PRESERVER_REQUIRE_BROWSER=1
+(.ci/run sets it, and installs the browser) a missing browser fails them.
+
+The saved images have the real corpus's names (CJK under `news_新聞/`, spaces, `'`, `%`): every
+thumbnail must draw and every "open the saved file" link must answer 200.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import shutil
 import socket
 import struct
@@ -20,7 +25,7 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 import sqlite_utils
@@ -38,6 +43,16 @@ WB = "https://web.archive.org/web"
 HK = "https://www.hkcnews.com"
 TS = "20210712022351"
 DB = "preserver"  # the ledger is preserver.db
+INSTALL_BROWSER = "apt-get install chromium chromium-driver"
+# image paths on the site as the corpus spells them (raw CJK, %20 for a space, %25 for a %) ...
+RALLY = "news_新聞/hk-discuss/2017/09/法庭-李明哲.png"
+SWEEPER = "news_新聞/hk-discuss/2021/03/清潔工%20O'Brien-專訪-100%25.png"
+NEVER = "news_新聞/photo/2020/01/維港夜景%20從未存檔.png"
+ERROR_PAGE = "news_新聞/photo/2020/01/錯誤頁.png"
+# ... and the files they are saved as, under media/<host>/
+SAVED_FILES = {"www.hkcnews.com/news_新聞/hk-discuss/2017/09/法庭-李明哲.png": (200, 60, 40),
+               "www.hkcnews.com/news_新聞/hk-discuss/2021/03/清潔工 O'Brien-專訪-100%.png":
+               (40, 90, 200)}
 
 
 def png(width: int = 96, height: int = 64, rgb: tuple = (200, 60, 40)) -> bytes:
@@ -56,13 +71,13 @@ def png(width: int = 96, height: int = 64, rgb: tuple = (200, 60, 40)) -> bytes:
 # -- the world: a small corpus, two real runs ----------------------------------------------------
 
 ARTICLES = [  # n, title, date, category, snapshot timestamp, images, what happens
-    (1, "Rally at Victoria Park 維園集會", "2019-06-04", "News", TS, ["rally.png"], "ok"),
+    (1, "Rally at Victoria Park 維園集會", "2019-06-04", "News", TS, [RALLY], "ok"),
     (2, "Legco vote postponed 立法會押後", "2019-06-12", "News", "20190101000000", [],
      "snapshot never archived"),
     (3, "Photo essay: harbour at night 攝影", "2020-01-05", "Photo", TS,
-     ["never.png", "error-page.png"], "images missing"),
+     [NEVER, ERROR_PAGE], "images missing"),
     (4, "Interview with a street sweeper 專訪", "2021-03-01", "Interview", "20230306093752",
-     ["sweeper.png"], "ok"),
+     [SWEEPER], "ok"),
     (5, "Markets close early 股市", "2020-01-20", "News", "20200101000000", [],
      "snapshot redirected to a nearby capture"),
     (6, "Typhoon signal 8 颱風", "2021-03-15", "Photo", "20170101000000", [], "ok"),
@@ -72,10 +87,9 @@ ARTICLES = [  # n, title, date, category, snapshot timestamp, images, what happe
 def build_world(root: Path, archive: WaybackArchive, site: LiveSite) -> Path:
     corpus = root / "corpus"
     corpus.mkdir(parents=True)
-    archive.add(f"{HK}/uploads/rally.png", TS, png(), "image/png")
-    archive.add(f"{HK}/uploads/sweeper.png", "20230306093752", png(rgb=(40, 90, 200)),
-                "image/png")
-    archive.add(f"{HK}/uploads/error-page.png", TS, b"<html>Error</html>", "image/png")
+    archive.add(f"{HK}/{RALLY}", TS, png(), "image/png")
+    archive.add(f"{HK}/{SWEEPER}", "20230306093752", png(rgb=(40, 90, 200)), "image/png")
+    archive.add(f"{HK}/{ERROR_PAGE}", TS, b"<html>Error</html>", "image/png")
     for n, title, date, category, ts, images, what in ARTICLES:
         original = f"{HK}/article/{n}"
         if what == "snapshot redirected to a nearby capture":
@@ -83,7 +97,7 @@ def build_world(root: Path, archive: WaybackArchive, site: LiveSite) -> Path:
         elif what != "snapshot never archived":
             archive.add(original, ts, b"<html><title>a</title></html>")
         path = write_article(corpus, f"{date[:4]}/article_{n}.md", f"{WB}/{ts}/{original}",
-                             original, [f"{WB}/{ts}im_/{HK}/uploads/{i}" for i in images],
+                             original, [f"{WB}/{ts}im_/{HK}/{i}" for i in images],
                              title=title)
         text = path.read_text(encoding="utf-8")
         path.write_text(text.replace('date: "2019-06-04"', f'date: "{date}"')
@@ -148,12 +162,21 @@ def server(world):
             process.wait()
 
 
+def require_browser(chromium: Path, chromedriver: Path) -> None:
+    """Skip, in one line saying how to install them, when Chromium or its driver is missing;
+    fail instead under PRESERVER_REQUIRE_BROWSER=1 (CI)."""
+    missing = [str(p) for p in (chromium, chromedriver) if not p.exists()]
+    if missing:
+        reason = (f"{' and '.join(missing)} not found; to run the browser tests: "
+                  f"{INSTALL_BROWSER}")
+        if os.environ.get("PRESERVER_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{reason} (PRESERVER_REQUIRE_BROWSER=1 requires them)")
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        pytest.fail(f"{' and '.join(missing)} not found: these tests need Debian's headless "
-                    "Chromium (apt-get install -y chromium chromium-driver; .ci/run does it)")
+    require_browser(CHROMIUM, CHROMEDRIVER)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -212,7 +235,7 @@ def table_rows(driver) -> list[dict]:
 
 # -- in the browser ------------------------------------------------------------------------------
 
-def test_database_page_shows_the_views_and_queries_with_their_titles(server, browser, shots):
+def test_database_page_shows_the_views_and_queries_with_their_titles(browser, server, shots):
     from selenium.webdriver.common.by import By
 
     text = open_page(browser, f"{server}/{DB}")
@@ -227,37 +250,71 @@ def test_database_page_shows_the_views_and_queries_with_their_titles(server, bro
     shots(browser, "1-database")
 
 
-def test_images_table_links_and_shows_the_saved_files(server, browser, shots):
+def test_images_table_links_and_shows_the_saved_files(browser, server, shots):
+    """CJK, a space, `'` and `%` in the saved files' paths: every thumbnail draws and every
+    "open the saved file" link answers 200 with the file's bytes."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     text = open_page(browser, f"{server}/{DB}/images")
     assert "4 rows" in text
     assert "saved 2" in text and "missing 1" in text and "invalid 1" in text  # status facet
     thumbnails = browser.find_elements(By.CSS_SELECTOR, "td.col-local_path a img")
-    assert len(thumbnails) == 2
+    assert len(thumbnails) == len(SAVED_FILES)
     for image in thumbnails:
-        assert browser.execute_script(
-            "return arguments[0].complete && arguments[0].naturalWidth", image) == 96
-    links = [a.get_attribute("href")
-             for a in browser.find_elements(By.CSS_SELECTOR, "td.col-local_path a")]
-    assert f"{server}/media/www.hkcnews.com/uploads/rally.png" in links
-    with urllib.request.urlopen(f"{server}/media/www.hkcnews.com/uploads/rally.png") as response:
-        assert response.read() == png()
+        browser.execute_script("arguments[0].scrollIntoView()", image)  # loading="lazy"
+        WebDriverWait(browser, 10).until(
+            lambda _, image=image: browser.execute_script("return arguments[0].complete", image))
+        assert browser.execute_script("return arguments[0].naturalWidth", image) == 96, (
+            image.get_attribute("src"))
+    links = {a.get_attribute("href")
+             for a in browser.find_elements(By.CSS_SELECTOR, "td.col-local_path a")}
+    assert links == {f"{server}/media/{quote(path)}" for path in SAVED_FILES}
+    for path, rgb in SAVED_FILES.items():
+        with urllib.request.urlopen(f"{server}/media/{quote(path)}") as response:
+            assert response.status == 200
+            assert response.headers["content-type"] == "image/png"
+            assert response.read() == png(rgb=rgb)
     saved = next(r for r in table_rows(browser) if r["status"] == "saved")
     assert saved["bytes"].endswith("B")  # units from the metadata
     url_link = browser.find_element(By.CSS_SELECTOR, "td.col-original_url a")
-    assert url_link.get_attribute("href").startswith(f"{HK}/uploads/")
+    assert url_link.get_attribute("href").startswith(f"{HK}/news_")
+    browser.execute_script("window.scrollTo(0, 0)")
     shots(browser, "2-images-table")
 
 
-def test_links_show_the_articles_title_like_a_label_column(server, browser):
+def media_status(server: str, raw_path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{server}/media/{raw_path}") as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_media_route_decodes_once_and_stays_inside_the_media_folder(server, world):
+    media = world.parent / "media"
+    (media / "literal %41.png").write_bytes(png())  # a name that itself looks encoded
+    (media / "100%.png").write_bytes(png())
+    (media / "escape").symlink_to(world.parent, target_is_directory=True)
+    (world.parent / "secret.txt").write_text("not for the browser", encoding="utf-8")
+    assert media_status(server, quote("literal %41.png")) == 200  # literal%20%2541.png
+    assert media_status(server, "literal%20%41.png") == 404  # decoded once: "literal A.png"
+    assert media_status(server, "100%25.png") == 200
+    assert media_status(server, "100%.png") == 200  # a lone % is no escape: itself
+    for raw in ("..%2Fsecret.txt", "%2E%2E/secret.txt", "www.hkcnews.com/..%2F..%2Fsecret.txt",
+                "escape/secret.txt", "www.hkcnews.com", "",
+                "www.hkcnews.com/%00.png", "%FF.png", "%252E%252E/secret.txt"):
+        assert media_status(server, raw) == 404, raw
+
+
+def test_links_show_the_articles_title_like_a_label_column(browser, server):
     open_page(browser, f"{server}/{DB}/links?" + urlencode({"role": "original"}))
     labels = {r["article_path"] for r in table_rows(browser)}
     assert "Rally at Victoria Park 維園集會 2019/article_1.md" in labels
     assert len(labels) == 6
 
 
-def test_article_health_puts_the_worst_first_with_one_verdict(server, browser, shots):
+def test_article_health_puts_the_worst_first_with_one_verdict(browser, server, shots):
     from selenium.webdriver.common.by import By
 
     text = open_page(browser, f"{server}/{DB}/article_health")
@@ -280,7 +337,7 @@ def test_article_health_puts_the_worst_first_with_one_verdict(server, browser, s
     shots(browser, "3-article-health")
 
 
-def test_broken_snapshots_and_missing_images_say_why(server, browser, shots):
+def test_broken_snapshots_and_missing_images_say_why(browser, server, shots):
     text = open_page(browser, f"{server}/{DB}/broken_snapshots")
     assert "1 row" in text
     (row,) = table_rows(browser)
@@ -295,7 +352,7 @@ def test_broken_snapshots_and_missing_images_say_why(server, browser, shots):
     shots(browser, "5-missing-images")
 
 
-def test_newly_broken_and_the_history_of_that_url(server, browser, shots):
+def test_newly_broken_and_the_history_of_that_url(browser, server, shots):
     from selenium.webdriver.common.by import By
 
     text = open_page(browser, f"{server}/{DB}/newly_broken")
@@ -310,7 +367,7 @@ def test_newly_broken_and_the_history_of_that_url(server, browser, shots):
     shots(browser, "7-url-history")
 
 
-def test_canned_query_with_a_parameter(server, browser, shots):
+def test_canned_query_with_a_parameter(browser, server, shots):
     text = open_page(browser, f"{server}/{DB}/articles_in_category?"
                      + urlencode({"category": "Photo"}))
     assert "Articles in a category" in text
@@ -325,7 +382,7 @@ def test_canned_query_with_a_parameter(server, browser, shots):
     assert statuses[:2] == ["not_found", "not_found"] and statuses.count("ok") == 4
 
 
-def test_chart_page_draws_status_by_capture_year(server, browser, shots):
+def test_chart_page_draws_status_by_capture_year(browser, server, shots):
     from selenium.webdriver.common.by import By
 
     text = open_page(browser, f"{server}/chart")
@@ -354,6 +411,23 @@ def test_chart_page_draws_status_by_capture_year(server, browser, shots):
 
 
 # -- without a browser ---------------------------------------------------------------------------
+
+def test_without_chromium_the_browser_tests_skip_saying_how_to_install_it(tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.delenv("PRESERVER_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        require_browser(tmp_path / "chromium", CHROMEDRIVER)
+    assert str(skipped.value) == (f"{tmp_path / 'chromium'} not found; to run the browser "
+                                  "tests: apt-get install chromium chromium-driver")
+
+
+def test_without_chromium_the_browser_tests_fail_when_required(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRESERVER_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        require_browser(CHROMIUM, tmp_path / "chromedriver")
+    assert "apt-get install chromium chromium-driver" in str(failed.value)
+    assert "PRESERVER_REQUIRE_BROWSER=1 requires them" in str(failed.value)
+
 
 def test_metadata_describes_every_table_view_and_column(tmp_path):
     metadata = serve_module.metadata_for(tmp_path / "ledger.db")
@@ -384,9 +458,11 @@ def test_serve_opens_the_ledger_read_only_and_not_immutable(tmp_path):
     config = serve_module.Config(tmp_path / "c", tmp_path / "p.db", tmp_path / "media")
     args = serve_module.datasette_args(config, "127.0.0.1", 8001, tmp_path / "m.json")
     assert "--immutable" not in args and "-i" not in args
-    assert args[args.index("--static") + 1] == f"media:{tmp_path / 'media'}"
+    assert "--static" not in args  # Datasette's static mount 404s on CJK paths: the plugin serves
     assert args[1] == str(tmp_path / "p.db")
     assert Path(args[args.index("--plugins-dir") + 1], "preserver_links.py").exists()
+    metadata = serve_module.metadata_for(config.ledger_path, config.media_path)  # the plugin's
+    assert metadata["plugins"]["preserver_links"] == {"media_path": str(tmp_path / "media")}
     assert Path(args[args.index("--template-dir") + 1], "pages", "chart.html").exists()
 
 
