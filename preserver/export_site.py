@@ -107,10 +107,11 @@ def check_destination(out: Path, config: Config) -> Path:
 def image_spans(text: str, page_url: str | None) -> list[tuple[int, int, str]]:
     """(start, end, resolved URL) of the URL of every image reference in the body of an
     article's text, in order: the references `articles._extract_references` reads."""
-    boundaries = list(itertools.islice(_BOUNDARY.finditer(text), 2))
+    bom = 1 if text.startswith("\ufeff") else 0  # the reader drops it: so do the boundaries
+    boundaries = list(itertools.islice(_BOUNDARY.finditer(text[bom:]), 2))
     if len(boundaries) < 2:
         return []
-    body = boundaries[1].end()
+    body = bom + boundaries[1].end()
     found = []
     for m in _TAG.finditer(text, body):
         if m[1].lower() == "img":
@@ -142,12 +143,26 @@ class _Site:
         self.summary = SiteSummary()
         self.written: set[str] = set()  # paths under out, for the manifest
         self._images: dict[str, bool] = {}  # media path -> copied and usable
+        self._safe_folders: set[str] = set()  # folders under out checked for symlinks
+
+    def _target(self, relpath: str) -> Path:
+        """out/relpath, refusing what would leave out or pass through a symlink (each
+        folder is checked once per export: only the export writes there meanwhile)."""
+        folder = relpath.rpartition("/")[0]
+        if folder not in self._safe_folders or ".." in relpath.split("/"):
+            target = safe_target(self.out, relpath)
+            self._safe_folders.add(folder)
+            return target
+        target = self.out.joinpath(*relpath.split("/"))
+        if target.is_symlink():
+            raise UnsafePathError(f"refusing to overwrite a symlink: {target}")
+        return target
 
     # -- articles -----------------------------------------------------------------------
     def article(self, path: str) -> None:
         try:
             data = (self.config.corpus_path / path).read_bytes()
-            target = safe_target(self.out, f"{ARTICLES}/{path}")
+            target = self._target(f"{ARTICLES}/{path}")
         except (OSError, UnsafePathError) as exc:
             log.warning("%s: not exported: %s", path, exc)
             self.summary.articles["not exported"] += 1
@@ -208,7 +223,7 @@ class _Site:
         mtime as the source); False if it cannot be used (gone, or not what was saved)."""
         try:
             source = safe_target(self.config.media_path, media_path)
-            target = safe_target(self.out, f"{MEDIA}/{media_path}")
+            target = self._target(f"{MEDIA}/{media_path}")
             stat = source.stat()
         except (OSError, UnsafePathError) as exc:
             return self._unusable(media_path, f"cannot read the saved file: {exc}")

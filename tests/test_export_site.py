@@ -29,7 +29,12 @@ WB = "https://web.archive.org/web"
 HK = "https://www.hkcnews.com"
 TS = "20190604070000"
 # an image reference as the corpus writes them: <img src="..."> or ![...](...)
-REF = re.compile(rb'(?:src="|!\[[^\]\n]*\]\()([^")\s]+)')
+REF = re.compile(rb'<img [^>]*?src="([^"]*)"|!\[[^\]\n]*\]\(([^")\s]+)')
+
+
+def ref_span(match: re.Match) -> tuple[int, int, bytes]:
+    group = 1 if match[1] is not None else 2
+    return match.start(group), match.end(group), match[group]
 
 
 def tree_state(folder: Path) -> dict[str, tuple[int, int, int]]:
@@ -66,18 +71,20 @@ def check_article(source: bytes, exported: bytes, exported_path: Path, saved: di
     assert len(copies) == len(originals), exported_path
     reverted, done, local = [], 0, 0
     for original, copy in zip(originals, copies, strict=True):
-        url = original[1].decode()
+        _, _, was = ref_span(original)
+        start, end, now = ref_span(copy)
+        url = was.decode()
         url = url if url.startswith("http") else "https://web.archive.org" + url
-        if copy[1] == original[1]:
+        if now == was:
             assert url not in saved, f"{exported_path}: saved image left on the archive: {url}"
             continue
-        link = copy[1].decode("ascii")  # percent-encoded: ASCII only
+        link = now.decode("ascii")  # percent-encoded: ASCII only
         assert link.startswith("../") and "/media/" in link
         target = (exported_path.parent / unquote(link)).resolve()
         assert target.is_file(), f"{exported_path}: {link} does not resolve"
         assert hashlib.sha256(target.read_bytes()).hexdigest() == saved[url]
-        reverted += [exported[done:copy.start(1)], original[1]]
-        done = copy.end(1)
+        reverted += [exported[done:start], was]
+        done = end
         local += 1
     assert b"".join([*reverted, exported[done:]]) == source, exported_path
     return local
@@ -166,9 +173,10 @@ def test_export_site_end_to_end(tmp_path, corpus, archive):
     assert tree_hashes(corpus) != before  # (the test changed it; the export did not)
 
 
-def fill_images(ledger_path: Path) -> dict[str, int]:
-    """Record the scanned articles' images as saved (four in five of them, with a file each;
-    every spelling of one image shares its file), as a run would, without the archive."""
+def fill_images(ledger_path: Path, padding: int = 0, every: int = 5) -> dict[str, int]:
+    """Record the scanned articles' images as saved (all but one in `every`, with a file each
+    of `padding` bytes more than a PNG header and a hash; every spelling of one image shares
+    its file), as a run would, without the archive. bench/export_site_bench.py uses it too."""
     db = open_ledger(ledger_path)
     groups: dict[str, list[str]] = {}
     for (url,) in db.execute("select distinct url from links where role = 'image'"):
@@ -181,11 +189,11 @@ def fill_images(ledger_path: Path) -> dict[str, int]:
         original = wayback.original if wayback else urls[0]
         blank = {"original_url": original, "urlkey": key, "source_url": None,
                  "capture_timestamp": None, "saved_at": None, "digest_ok": None}
-        if n % 5 == 0:
+        if every and n % every == 0:
             rows += [{**blank, "url": u, "status": "missing", "local_path": None, "sha256": None,
                       "bytes": None, "content_type": None, "error": "test"} for u in urls]
             continue
-        data = PNG + hashlib.sha256(key.encode()).digest()
+        data = PNG + hashlib.sha256(key.encode()).digest() + b"\0" * padding
         relpath = media_relpath(original, "image/png")
         (media / relpath).parent.mkdir(parents=True, exist_ok=True)
         (media / relpath).write_bytes(data)
@@ -193,7 +201,8 @@ def fill_images(ledger_path: Path) -> dict[str, int]:
                   "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                   "content_type": "image/png", "error": None} for u in urls]
     Ledger(db).record_images(rows)
-    return {"urls": len(rows), "images": len(groups)}
+    saved = sum(1 for n in range(len(groups)) if not every or n % every)
+    return {"image URLs": len(rows), "distinct images": len(groups), "saved": saved}
 
 
 def test_whole_shared_corpus_reverts_byte_for_byte(tmp_path, archive):
@@ -228,6 +237,24 @@ def test_whole_shared_corpus_reverts_byte_for_byte(tmp_path, archive):
     assert result.exit_code == 0 and "(0 written, 269 unchanged" in result.output, result.output
     assert tree_state(out) == state
     assert tree_hashes(SHARED_CORPUS) == before
+
+
+def test_byte_order_mark_and_crlf_stay(tmp_path, corpus, archive):
+    image = f"{WB}/{TS}im_/{HK}/news_新聞/2019/06/六四 30年.png"
+    text = (f'---\r\ntitle: "標題"\r\nurl: "{WB}/{TS}/{HK}/article/1"\r\n'
+            f'original_url: "{HK}/article/1"\r\n---\r\n\r\n<img src="{image}" alt="">\r\n'
+            f"\x1c---\r\n![圖]({image.replace(' ', '%20')})\r\n")
+    (corpus / "bom.md").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (corpus / "plain.md").write_bytes(text.encode())
+    config = write_config(tmp_path, archive, corpus)
+    assert run_cli("scan", "--config", str(config)).exit_code == 0
+    fill_images(tmp_path / "preserver.db", every=0)
+    assert run_cli("export", "site", "--config", str(config), str(tmp_path / "site")).exit_code == 0
+    saved = saved_images(tmp_path / "preserver.db")
+    for name in ("bom.md", "plain.md"):
+        exported = tmp_path / "site/articles" / name
+        assert check_article((corpus / name).read_bytes(), exported.read_bytes(), exported,
+                             saved) == 2
 
 
 HOLD_LOCK = textwrap.dedent("""
