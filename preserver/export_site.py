@@ -90,6 +90,8 @@ def export_site(config: Config, db: sqlite_utils.Database, out: Path,
 def check_destination(out: Path, config: Config) -> Path:
     """OUT, resolved; refused if it overlaps what it is made from (the source is never
     written) or is a folder with other things in it than an earlier site export."""
+    if not config.corpus_path.is_dir():  # (an empty export would delete the last one)
+        raise ExportError(f"corpus folder not found: {config.corpus_path}")
     out = out.resolve()
     for name, folder in (("corpus", config.corpus_path), ("media", config.media_path)):
         folder = folder.resolve()
@@ -164,8 +166,9 @@ class _Site:
             data = (self.config.corpus_path / path).read_bytes()
             target = self._target(f"{ARTICLES}/{path}")
         except (OSError, UnsafePathError) as exc:
-            log.warning("%s: not exported: %s", path, exc)
+            log.warning("%s: not exported (an earlier copy stays): %s", path, exc)
             self.summary.articles["not exported"] += 1
+            self.written.add(f"{ARTICLES}/{path}")
             return
         written = _write_if_changed(target, self._rewrite(path, data))
         self.summary.articles["written" if written else "unchanged"] += 1

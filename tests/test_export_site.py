@@ -305,3 +305,9 @@ def test_export_refuses_to_write_over_its_source_or_a_foreign_folder(tmp_path, c
     result = run_cli("export", "site", "--config", str(config), str(tmp_path / "notes"))
     assert result.exit_code == 2 and "not empty" in result.output
     assert tree_hashes(corpus) == before and (tmp_path / "notes/mine.txt").read_text() == "keep"
+    # a corpus folder that is not there (unmounted) must not empty an earlier export
+    assert run_cli("export", "site", "--config", str(config), str(tmp_path / "site")).exit_code == 0
+    corpus.rename(tmp_path / "elsewhere")
+    result = run_cli("export", "site", "--config", str(config), str(tmp_path / "site"))
+    assert result.exit_code == 2 and "corpus folder not found" in result.output
+    assert (tmp_path / "site/articles/a.md").is_file()
