@@ -224,8 +224,10 @@ class _Site:
     def _copy_image(self, media_path: str, sha256: str, size: int) -> bool:
         """Copy one saved image into OUT unless an identical copy is there (same size and
         mtime as the source); False if it cannot be used (gone, or not what was saved)."""
-        try:
-            source = safe_target(self.config.media_path, media_path)
+        try:  # only read, and only used if its sha256 is the one recorded: no symlink walk
+            if ".." in media_path.split("/") or media_path.startswith("/"):
+                raise UnsafePathError(f"not a path inside the media folder: {media_path}")
+            source = self.config.media_path / media_path
             target = self._target(f"{MEDIA}/{media_path}")
             stat = source.stat()
         except (OSError, UnsafePathError) as exc:
