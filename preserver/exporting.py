@@ -3,7 +3,8 @@
 An export reads the ledger and the media folder together, so it holds the ledger's lock for
 its whole length: a run that starts meanwhile exits 3 as it would beside another run, and a
 run already going makes the export exit 3 (or, with `wait`, wait for it). The database itself
-is opened read-only (SQLite `mode=ro`): an export never writes the ledger.
+is opened read-only (SQLite `mode=ro`), in one read transaction: an export never writes the
+ledger, and sees it as it stood when it began.
 """
 
 from __future__ import annotations
@@ -31,12 +32,16 @@ def locked_ledger(ledger_path: Path, wait: bool = False, poll_seconds: float = 1
     lock = _acquire(ledger_path, wait, poll_seconds)
     try:
         uri = ledger_path.resolve().as_uri() + "?mode=ro"
-        db = sqlite_utils.Database(sqlite3.connect(uri, uri=True))
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None)
         try:
-            db.execute("PRAGMA busy_timeout = 10000")
-            yield db
+            connection.execute("PRAGMA busy_timeout = 10000")
+            # one read transaction for the whole export: one consistent snapshot, and a
+            # read-only connection rebuilds its view of the WAL at every transaction (20 ms
+            # per query with a 30 MB WAL left by a run, 0.03 ms inside one transaction)
+            connection.execute("BEGIN")
+            yield sqlite_utils.Database(connection)
         finally:
-            db.close()
+            connection.close()
     finally:
         lock.__exit__(None, None, None)
 
