@@ -22,6 +22,7 @@ OUT is ever touched.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import itertools
@@ -146,24 +147,28 @@ class _Site:
         self.written: set[str] = set()  # paths under out, for the manifest
         self._images: dict[str, bool] = {}  # media path -> copied and usable
         self._safe_folders: set[str] = set()  # folders under out checked for symlinks
+        self._out, self._media = str(out), str(config.media_path)
+        self._corpus = str(config.corpus_path)
 
-    def _target(self, relpath: str) -> Path:
+    def _target(self, relpath: str) -> str:
         """out/relpath, refusing what would leave out or pass through a symlink (each
-        folder is checked once per export: only the export writes there meanwhile)."""
+        folder is checked once per export: only the export writes there meanwhile). Plain
+        strings, not pathlib: this runs for every file."""
         folder = relpath.rpartition("/")[0]
         if folder not in self._safe_folders or ".." in relpath.split("/"):
-            target = safe_target(self.out, relpath)
+            target = str(safe_target(self.out, relpath))
             self._safe_folders.add(folder)
             return target
-        target = self.out.joinpath(*relpath.split("/"))
-        if target.is_symlink():
+        target = os.path.join(self._out, relpath)
+        if os.path.islink(target):
             raise UnsafePathError(f"refusing to overwrite a symlink: {target}")
         return target
 
     # -- articles -----------------------------------------------------------------------
     def article(self, path: str) -> None:
         try:
-            data = (self.config.corpus_path / path).read_bytes()
+            with open(os.path.join(self._corpus, path), "rb") as handle:
+                data = handle.read()
             target = self._target(f"{ARTICLES}/{path}")
         except (OSError, UnsafePathError) as exc:
             log.warning("%s: not exported (an earlier copy stays): %s", path, exc)
@@ -227,22 +232,23 @@ class _Site:
         try:  # only read, and only used if its sha256 is the one recorded: no symlink walk
             if ".." in media_path.split("/") or media_path.startswith("/"):
                 raise UnsafePathError(f"not a path inside the media folder: {media_path}")
-            source = self.config.media_path / media_path
+            source = os.path.join(self._media, media_path)
             target = self._target(f"{MEDIA}/{media_path}")
-            stat = source.stat()
+            stat = os.stat(source)
         except (OSError, UnsafePathError) as exc:
             return self._unusable(media_path, f"cannot read the saved file: {exc}")
         if stat.st_size != size:
             return self._unusable(media_path, f"{stat.st_size:,} bytes on disk, the ledger "
                                               f"says {size:,}")
         try:
-            copy = target.stat()
+            copy = os.stat(target)
             if (copy.st_size, copy.st_mtime_ns) == (stat.st_size, stat.st_mtime_ns):
                 self.summary.images["unchanged"] += 1
                 return True
         except OSError:
             pass
-        data = source.read_bytes()
+        with open(source, "rb") as handle:
+            data = handle.read()
         if hashlib.sha256(data).hexdigest() != sha256:
             return self._unusable(media_path, "its bytes differ from the sha256 in the ledger")
         _write(target, data, stat.st_mtime_ns)
@@ -359,23 +365,26 @@ def _anchor(heading: str) -> str:
     return heading.replace(" ", "-")
 
 
-def _write_if_changed(target: Path, data: bytes) -> bool:
+def _write_if_changed(target: Path | str, data: bytes) -> bool:
     """Write data unless target already holds exactly it; True if written."""
     try:
-        if target.stat().st_size == len(data) and target.read_bytes() == data:
-            return False
+        if os.stat(target).st_size == len(data):
+            with open(target, "rb") as handle:
+                if handle.read() == data:
+                    return False
     except OSError:
         pass
     _write(target, data)
     return True
 
 
-def _write(target: Path, data: bytes, mtime_ns: int | None = None) -> None:
+def _write(target: Path | str, data: bytes, mtime_ns: int | None = None) -> None:
     """Write via a temporary file and a rename (a killed export leaves no half file). No
     fsync: unlike the media folder, the export can always be made again, and an image copy
     torn by a crash differs in size or mtime, so the next export copies it again."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=PART_PREFIX, suffix=PART_SUFFIX)
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=PART_PREFIX, suffix=PART_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -384,7 +393,8 @@ def _write(target: Path, data: bytes, mtime_ns: int | None = None) -> None:
             os.utime(temp, ns=(mtime_ns, mtime_ns))
         os.replace(temp, target)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
         raise
 
 
