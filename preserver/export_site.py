@@ -210,8 +210,10 @@ class _Site:
         urls = sorted(urls)
         for i in range(0, len(urls), _LOOKUP_BATCH):
             batch = urls[i : i + _LOOKUP_BATCH]
+            # `+status`: by URL (the primary key), not through the index on status, which
+            # SQLite otherwise picks and walks every saved image for each article
             rows = self.db.execute(
-                "select url, local_path, sha256, bytes from images where status = 'saved' "
+                "select url, local_path, sha256, bytes from images where +status = 'saved' "
                 f"and local_path is not null and url in ({', '.join('?' * len(batch))})", batch)
             for url, media_path, sha256, size in rows:
                 if self._copied(media_path, sha256, size):
