@@ -264,7 +264,7 @@ class _Site:
 
     # -- index and leftovers ------------------------------------------------------------
     def index(self, files: list[str]) -> bytes:
-        return build_index(self.db, files, self.summary).encode("utf-8")
+        return build_index(self.db, files, self.summary)
 
     def remove_stale(self) -> int:
         """Delete what the previous export wrote and this one did not (a removed article,
@@ -299,30 +299,44 @@ VERDICT_NOTES = {
 }
 
 
-def build_index(db: sqlite_utils.Database, files: list[str], summary: SiteSummary) -> str:
-    """index.md: the articles by health (worst first), each linked to its copy."""
+def build_index(db: sqlite_utils.Database, files: list[str], summary: SiteSummary) -> bytes:
+    """index.md: the articles by health (worst first), each linked to its copy. Two passes
+    over the view (counts, then lines) so that no row is held: at 49,000 articles a list of
+    them weighed more than the rest of the export."""
     exported = set(files)
-    rows = [r for r in db.query(
-        "select h.path, h.title, h.verdict, h.problems, h.date, h.url, s.final_url, "
-        "s.capture_timestamp from article_health h left join urls s on s.url = h.url "
-        "order by h.severity, h.date desc, h.path") if r["path"] in exported]
-    listed = {r["path"] for r in rows}
-    rows += [{"path": p, "title": None, "verdict": "not scanned yet", "problems": None,
-              "date": None, "url": None} for p in files if p not in listed]
-    groups: dict[str, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(row["verdict"], []).append(row)
+    counts: Counter = Counter()
+    listed: set[str] = set()
+    for verdict, path in db.execute(
+            "select verdict, path from article_health order by severity"):
+        if path in exported:
+            counts[verdict] += 1
+            listed.add(path)
+    unscanned = [p for p in files if p not in listed]
+    del listed
+    if unscanned:
+        counts["not scanned yet"] = len(unscanned)
     refs = summary.references
     lines = ["# Articles", "",
              f"{len(files):,} articles, copied by `preserver export site`. "
              f"{refs['local']:,} image references point to copies under `{MEDIA}/`; "
              f"{refs['wayback']:,} keep their Wayback URL (the image is not saved).", "",
              "| health | articles |", "|---|---:|"]
-    lines += [f"| [{v}](#{_anchor(v)}) | {len(g):,} |" for v, g in groups.items()]
-    for verdict, group in groups.items():
-        lines += ["", f"## {verdict}", "", VERDICT_NOTES.get(verdict, ""), ""]
-        lines += [_index_line(db, row) for row in group]
-    return "\n".join(lines) + "\n"
+    lines += [f"| [{v}](#{_anchor(v)}) | {n:,} |" for v, n in counts.items()]
+    parts, current = ["\n".join(lines).encode()], None
+    rows = db.query("select h.path, h.title, h.verdict, h.problems, h.date, h.url, s.final_url, "
+                    "s.capture_timestamp from article_health h left join urls s on s.url = h.url "
+                    "order by h.severity, h.date desc, h.path")
+    unscanned_rows = ({"path": p, "title": None, "verdict": "not scanned yet", "problems": None,
+                       "date": None, "url": None} for p in unscanned)
+    for row in itertools.chain(rows, unscanned_rows):
+        if row["path"] not in exported:
+            continue
+        if row["verdict"] != current:
+            current = row["verdict"]
+            parts.append(f"\n\n## {current}\n\n{VERDICT_NOTES.get(current, '')}\n".encode())
+        parts.append(f"\n{_index_line(db, row)}".encode())
+    parts.append(b"\n")
+    return b"".join(parts)
 
 
 def _index_line(db: sqlite_utils.Database, row: dict) -> str:
