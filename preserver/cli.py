@@ -272,3 +272,51 @@ def serve(config_path: Path, host: str, port: int) -> None:
     except ServeError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+
+
+@cli.group()
+def export() -> None:
+    """Write the collection in formats that outlive preserver: wacz, bag, site."""
+
+
+wait_option = click.option(
+    "--wait", is_flag=True,
+    help="If a run holds the ledger, wait for it to end (default: exit 3 at once).")
+
+
+@export.command()
+@config_option
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@wait_option
+def site(config_path: Path, out: Path, wait: bool) -> None:
+    """Copy the corpus to OUT/ so it reads without the archive: saved images copied beside
+    it and referenced by relative links, OUT/index.md listing the articles by health.
+    Again into the same OUT/: only what changed is written."""
+    from .errors import ExportError
+    from .export_site import export_site
+    from .exporting import locked_ledger
+
+    config = _load(config_path)
+    quiet = (click.get_current_context().find_root().obj or {}).get("quiet", False)
+    progress = make_progress(quiet)
+    try:
+        with locked_ledger(config.ledger_path, wait) as db:
+            summary = export_site(config, db, out, progress)
+    except LedgerLockedError as exc:
+        click.echo(f"Error: {exc}; not exporting (--wait waits for it).", err=True)
+        sys.exit(EXIT_LOCKED)
+    except ExportError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    finally:
+        progress.close()
+    articles, images, refs = summary.articles, summary.images, summary.references
+    click.echo(f"Site in {out.resolve()}: {sum(articles.values()):,} articles "
+               f"({articles['written']:,} written, {articles['unchanged']:,} unchanged, "
+               f"{summary.unreadable:,} unreadable copied as they are); "
+               f"{images['copied'] + images['unchanged']:,} images ({images['copied']:,} "
+               f"copied, {images['unchanged']:,} unchanged, {images['not usable']:,} "
+               f"not usable); {refs['local']:,} image references made local, "
+               f"{refs['wayback']:,} left on the Wayback Machine; index.md "
+               f"{'written' if summary.index_written else 'unchanged'}; "
+               f"{summary.removed:,} stale files removed.")

@@ -9,6 +9,7 @@ failures: the run cannot go on, or one step must tell its caller something went 
     ├── ArticleError          one article cannot be read; recorded, the run goes on
     ├── UnsafePathError       a media path would leave the media folder
     ├── NoNetworkError        nothing answered at all: no verdict written (exit code 4)
+    ├── ExportError           an export cannot start (no ledger, unsafe destination; exit 2)
     └── RequestFailed         one HTTP request ended without a usable answer
         └── BlockedRequest    refused by our own safety policy before any byte was sent
 """
@@ -38,6 +39,10 @@ class UnsafePathError(PreserverError):
 
 class NoNetworkError(PreserverError):
     """Requests went out and neither the archive nor any origin nor a resolver answered."""
+
+
+class ExportError(PreserverError):
+    """An export cannot start (no ledger, an unsafe destination); the message says why."""
 
 
 class RequestFailed(PreserverError):
