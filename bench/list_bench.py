@@ -45,13 +45,11 @@ MIX = {
 RATE_LIMITED_LATER = 50  # per mille of failures last checked rate-limited
 LISTINGS = [
     ("by URL, text", []), ("by URL, json", ["--format", "json"]),
-    ("by URL, csv", ["--format", "csv"]), ("by URL, markdown", ["--format", "markdown"]),
+    ("by URL, csv", ["--format", "csv"]),
     ("by URL, json, `--role image --status missing`",
      ["--format", "json", "--role", "image", "--status", "missing"]),
-    ("by URL, json, `--host web.archive.org --since 2026-11-15`",
-     ["--format", "json", "--host", "web.archive.org", "--since", "2026-11-15"]),
-    ("by article, text", ["--by-article"]), ("by article, json", ["--by-article", "--format",
-                                                                   "json"]),
+    ("by article, text", ["--by-article"]),
+    ("by article, json", ["--by-article", "--format", "json"]),
 ]
 
 
@@ -128,6 +126,10 @@ def run(args: argparse.Namespace, folder: Path) -> str:
     started = time.monotonic()
     config = build(folder, args.articles)
     counts = fill(folder / "preserver.db")
+    bare = [measure([str(BIN / "preserver"), "--version"], folder, folder / f"version-{k}", 60)
+            for k in range(args.repeat)]
+    startup = statistics.median(m.wall for m in bare)
+    startup_cpu = statistics.median(m.cpu for m in bare)
     lines = []
     for name, extra in LISTINGS:
         cmd = [str(BIN / "preserver"), "list", "--config", str(config), *extra]
@@ -137,9 +139,10 @@ def run(args: argparse.Namespace, folder: Path) -> str:
         walls = sorted(m.wall for m in runs)
         size = (folder / f"list-{args.repeat - 1}.stdout").stat().st_size
         written = rows_written(extra, runs[-1].stdout)
+        cpu = statistics.median(m.cpu for m in runs)
         lines.append(f"| {name} | {statistics.median(walls):.2f} | "
                      + ", ".join(f"{w:.2f}" for w in walls)
-                     + f" | {max(m.rss_mb for m in runs):.1f} | "
+                     + f" | {cpu:.2f} | {max(m.rss_mb for m in runs):.1f} | "
                      + (f"{written:,}" if written >= 0 else "—") + f" | {size / 1e6:.1f} |")
     mix = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())
                     if k.split()[0] in MIX and k.split()[1] not in ("ok", "redirected", "saved"))
@@ -159,10 +162,13 @@ def run(args: argparse.Namespace, folder: Path) -> str:
         f"- failing (filled by SQL, a stable pick per URL): {mix}; "
         f"{RATE_LIMITED_LATER / 10:g}% of failures last checked rate-limited",
         f"- each listing {args.repeat} times, each in its own process, stdout to a file; "
-        "wall time median (and every run), peak RSS the highest of the runs",
+        "wall time median (and every run), CPU (user + system) median, peak RSS the highest "
+        "of the runs; rows: URLs (or articles) written",
+        f"- the start-up alone (`preserver --version`): {startup:.2f} s wall, "
+        f"{startup_cpu:.2f} s CPU (median of {args.repeat})",
         "",
-        "| listing | median s | runs s | peak RSS MB | rows | output MB |",
-        "|---|---|---|---|---|---|",
+        "| listing | median wall s | runs s | median CPU s | peak RSS MB | rows | output MB |",
+        "|---|---|---|---|---|---|---|",
         *lines,
         END,
     ])

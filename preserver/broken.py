@@ -2,9 +2,11 @@
 
 `report` counts; this names, as lychee and LinkChecker do: one row per failing URL (its role,
 status, error, last conclusive check and the article paths citing it), or per article (its
-failing URLs and unsaved images under it). A ledger of 49,118 articles holds some 340,000
-links, so rows come straight from SQLite cursors and are written as they come: nothing is
-gathered in memory but the one URL or article being written.
+failing URLs and unsaved images under it). A ledger of 49,118 articles holds some 330,000
+links, so rows come straight from SQLite cursors and are written as they come: Python holds
+the one URL or article being written, no more. Both forms start from the failing URLs (few,
+next to every link) and look up their links by URL; the article form then lets SQLite sort
+those rows by article (its sorter spills to a temporary file, not to our memory).
 
 Failing: a URL whose status is not good (status.GOOD) and not `excluded` (never requested on
 purpose), or an image whose file is not saved (images.status, whatever the check of its URL
@@ -21,7 +23,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import sqlite_utils
 
@@ -45,9 +47,15 @@ def _quoted(values: Iterable[str]) -> str:
 # for the archive (method other than `live`) not its being unreachable (status.ARCHIVE_SIDE).
 _CONCLUSIVE = (f"c.status not in ({_quoted(OUR_SIDE)}) and (c.method = 'live' "
                f"or c.status not in ({_quoted(ARCHIVE_SIDE)}))")
+# URLs that may be failing: a bad status, or an image file not saved. Few, next to every link
+# of the corpus: the lists start from these (one scan of urls and of images) and look up their
+# links in the links' url index, rather than join each of some 330,000 links to urls and images.
+_FAILING = (f"select url from urls where status not in ({_quoted(NOT_FAILING)}) "
+            f"union select url from images where status != '{ImageStatus.SAVED.value}' "
+            f"order by url")
 # One link of a current article as the list shows it. An image's status is its file's
 # (saved, missing, invalid, ...) and its time when the file was last tried; any other URL's
-# time is its last conclusive check.
+# time is its last conclusive check. (`cross join` keeps SQLite to that order.)
 _ITEM = f"""
     select l.url, l.role, l.article_path, l.position,
       coalesce(i.status, u.status) as status, u.http_status,
@@ -56,7 +64,8 @@ _ITEM = f"""
         (select max(c.checked_at) from checks c where c.url = l.url and {_CONCLUSIVE})
       end as checked_at,
       u.first_failed_at
-    from (select l.* from {CURRENT_LINKS}) l
+    from ({_FAILING}) f
+    cross join (select l.* from {CURRENT_LINKS}) l on l.url = f.url
     left join urls u on u.url = l.url
     left join images i on l.role = 'image' and i.url = l.url
     where coalesce(i.status, u.status) not in ({_quoted(NOT_FAILING)})"""
@@ -74,17 +83,21 @@ class Filters:
     hosts: tuple[str, ...] = ()
 
     def sql(self) -> tuple[str, dict]:
-        """The conditions SQL can apply, on the columns of _ITEM."""
+        """The conditions SQL applies, on the columns of _ITEM (role and status)."""
         where, params = [], {}
         for column, values in (("role", self.roles), ("status", self.statuses)):
             if values:
                 names = [f"{column}{k}" for k in range(len(values))]
                 where.append(f"{column} in ({', '.join(':' + n for n in names)})")
                 params.update(zip(names, values, strict=True))
-        if self.since:
-            where.append("checked_at >= :since")
-            params["since"] = self.since
         return (" where " + " and ".join(where)) if where else "", params
+
+    def keep(self, item: dict) -> bool:
+        """The conditions Python applies: `since` (in SQL the time's subquery would run twice)
+        and the hosts (a Wayback URL's original is parsed out of it)."""
+        if self.since and not (item["checked_at"] and item["checked_at"] >= self.since):
+            return False
+        return self.host_matches(item["url"])
 
     def host_matches(self, url: str) -> bool:
         if not self.hosts:
@@ -113,18 +126,17 @@ def parse_since(text: str) -> str:
 # -- rows -------------------------------------------------------------------------------------
 def failing_urls(db: sqlite_utils.Database, filters: Filters = Filters()) -> Iterator[dict]:
     """One dict per failing (url, role), in URL order, with the paths of the articles citing
-    it: read in the order of the links' (url, role, article_path) index, without a sort."""
+    it (in path order). The rows of one URL come together (it is looked up once in the links'
+    (url, role, article_path) index): grouped here as they come, never sorted as a whole."""
     where, params = filters.sql()
-    sql = (f"select url, role, status, http_status, error, checked_at, first_failed_at, "
-           f"count(*) as article_count, json_group_array(article_path) as articles "
-           f"from ({_ITEM}){where} group by url, role order by url, role")
-    cursor = db.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    for values in cursor:
-        row = dict(zip(names, values, strict=True))
-        if filters.host_matches(row["url"]):
-            row["articles"] = json.loads(row["articles"])
-            yield row
+    columns = URL_FIELDS[:-2]
+    cursor = db.execute(f"select {', '.join(columns)}, article_path from ({_ITEM}){where}",
+                        params)
+    for _, rows in itertools.groupby(cursor, key=lambda r: r[:2]):
+        rows = list(rows)  # one URL's citing articles
+        row = dict(zip(columns, rows[0][:-1], strict=True))
+        if filters.keep(row):
+            yield {**row, "article_count": len(rows), "articles": [r[-1] for r in rows]}
 
 
 def broken_articles(db: sqlite_utils.Database, filters: Filters = Filters()) -> Iterator[dict]:
@@ -137,7 +149,7 @@ def broken_articles(db: sqlite_utils.Database, filters: Filters = Filters()) -> 
     cursor = db.execute(sql, params)  # the filters' columns: f's alone have these names
     for (path, title), rows in itertools.groupby(cursor, key=lambda r: r[:2]):
         problems = [dict(zip(ITEM_FIELDS, r[2:], strict=True)) for r in rows]
-        problems = [p for p in problems if filters.host_matches(p["url"])]
+        problems = [p for p in problems if filters.keep(p)]
         if problems:
             yield {"path": path, "title": title, "problems": problems}
 
@@ -166,9 +178,10 @@ class _Counted:
 
 
 def _text_urls(rows, out) -> int:
+    """For people: URLs decoded (CJK as CJK); csv and json keep them as the corpus has them."""
     rows = _Counted(rows)
     for row in rows:
-        out.write(f"{row['status']}  {row['role']}  {row['url']}\n")
+        out.write(f"{row['status']}  {row['role']}  {unquote(row['url'])}\n")
         detail = "; ".join(filter(None, [row["error"], row["checked_at"] and
                                          f"checked {row['checked_at']}"]))
         if detail:
@@ -184,7 +197,7 @@ def _text_articles(articles, out) -> int:
         out.write(f"{article['path']}  {article['title'] or ''}".rstrip() + "\n")
         for p in article["problems"]:
             error = f"  ({p['error']})" if p["error"] else ""
-            out.write(f"    {p['status']}  {p['role']}  {p['url']}{error}\n")
+            out.write(f"    {p['status']}  {p['role']}  {unquote(p['url'])}{error}\n")
     out.write(f"{articles.n} article{'' if articles.n == 1 else 's'} with problems\n")
     return articles.n
 

@@ -3,7 +3,8 @@
 Exit codes (documented in the README; cron relies on them):
   0  ran fine, nothing got worse
   1  ran fine, but something got worse (a URL or image that was good is now failing)
-  2  bad usage or configuration
+  2  bad usage or configuration; no corpus folder (nothing written); nothing to read yet
+     (report, list, serve without a ledger, or with an empty or outdated one)
   3  another run holds the ledger
   4  the run failed or was interrupted (what was done is kept; rerun to resume)
 """
