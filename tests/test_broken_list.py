@@ -190,3 +190,20 @@ def test_parse_since_normalises_to_utc_text():
     assert parse_since("2026-12-01T08:30:00Z") == "2026-12-01T08:30:00Z"
     with pytest.raises(ValueError):
         parse_since("yesterday")
+
+
+def test_excluded_urls_are_not_failures_and_corrupt_images_are(world):
+    """`excluded` (never requested on purpose) is left out; an image file found `corrupt` (or
+    any status but `saved`) is listed, with the file's status."""
+    db = sqlite_utils.Database(world.parent / "preserver.db")
+    snapshot = f"{WB}/{TS}/{HK}/article/2"
+    saved = f"{WB}/{TS}im_/{CJK_IMAGE}"
+    db.execute("update urls set status = 'excluded' where url = ?", [snapshot])
+    db.execute("update images set status = 'corrupt', error = 'hash differs' where url = ?",
+               [saved])
+    db.conn.commit()
+    rows = {(r["role"], r["status"], r["url"]): r for r in as_json(world)}
+    assert ("snapshot", "not_found", snapshot) not in rows
+    assert not any(key[1] == "excluded" for key in rows)
+    corrupt = rows[("image", "corrupt", saved)]
+    assert corrupt["articles"] == sorted([PATH_A, PATH_OK]) and corrupt["error"] == "hash differs"
