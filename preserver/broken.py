@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 import sqlite_utils
 
 from .ledger import CURRENT_LINKS
-from .status import ARCHIVE_SIDE, GOOD, OUR_SIDE, ImageStatus
+from .status import ARCHIVE_SIDE, GOOD, ImageStatus, UrlStatus
 from .urls import parse_wayback_url
 
 EXCLUDED = "excluded"  # never requested on purpose ([live] exclude): not a failure
@@ -45,7 +45,7 @@ def _quoted(values: Iterable[str]) -> str:
 
 # A check is conclusive when it says something about the URL itself: never a rate limit, and
 # for the archive (method other than `live`) not its being unreachable (status.ARCHIVE_SIDE).
-_CONCLUSIVE = (f"c.status not in ({_quoted(OUR_SIDE)}) and (c.method = 'live' "
+_CONCLUSIVE = (f"c.status != '{UrlStatus.RATE_LIMITED.value}' and (c.method = 'live' "
                f"or c.status not in ({_quoted(ARCHIVE_SIDE)}))")
 # URLs that may be failing: a bad status, or an image file not saved. Few, next to every link
 # of the corpus: the lists start from these (one scan of urls and of images) and look up their
