@@ -3,7 +3,8 @@
 Exit codes (documented in the README; cron relies on them):
   0  ran fine, nothing got worse
   1  ran fine, but something got worse (a URL or image that was good is now failing)
-  2  bad usage or configuration
+  2  bad usage or configuration; no corpus folder (nothing written); nothing to read yet
+     (report, list, serve without a ledger, or with an empty or outdated one)
   3  another run holds the ledger
   4  the run failed or was interrupted (what was done is kept; rerun to resume)
 """
@@ -11,6 +12,7 @@ Exit codes (documented in the README; cron relies on them):
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,11 +21,13 @@ import click
 
 from . import __version__
 from .audit import AuditUsageError, plan_audit
+from .broken import FORMATS as BROKEN_FORMATS
+from .broken import Filters, broken_articles, failing_urls, parse_since, write_articles, write_urls
 from .config import load_config
 from .crawl import run_locked
-from .errors import ConfigError, LedgerLockedError
+from .errors import ConfigError, LedgerLockedError, LedgerMissingError
 from .exclude import compile_patterns
-from .ledger import open_ledger
+from .ledger import open_ledger, open_readonly
 from .progress import make_progress
 from .report import FORMATS, format_text, format_verdicts, ledger_summary
 from .schedule import Budget
@@ -31,23 +35,54 @@ from .status import RunStatus
 
 EXIT_OK, EXIT_WORSE, EXIT_USAGE, EXIT_LOCKED, EXIT_FAILED = 0, 1, 2, 3, 4
 
-config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("config.toml"), show_default=True, help="Configuration file.")
+DEFAULT_CONFIG = Path("config.toml")
+_CONFIG_TYPE = click.Path(dir_okay=False, path_type=Path)
+_CONFIG_HELP = "Configuration file.  [default: config.toml]"
+_VERBOSE_HELP = "Log each phase in detail."
+_QUIET_HELP = "Only warnings and the summary."
+
+
+def _command_config(ctx: click.Context, param, value: Path | None) -> Path:
+    """--config after the command wins; else the one before it; else ./config.toml."""
+    return value or (ctx.find_root().obj or {}).get("config") or DEFAULT_CONFIG
+
+
+def _command_flag(ctx: click.Context, param, value: bool) -> None:
+    """-v/-q after the command: as if given before it."""
+    if value:
+        options = ctx.find_root().ensure_object(dict)
+        options[param.name] = True
+        _set_logging(options)
+
+
+def config_option(command):
+    """--config, -v and -q, accepted after the command as well as before it."""
+    command = click.option("-q", "--quiet", is_flag=True, expose_value=False,
+                           callback=_command_flag, help=_QUIET_HELP)(command)
+    command = click.option("-v", "--verbose", is_flag=True, expose_value=False,
+                           callback=_command_flag, help=_VERBOSE_HELP)(command)
+    return click.option("--config", "config_path", type=_CONFIG_TYPE, default=None,
+                        callback=_command_config, help=_CONFIG_HELP)(command)
 
 
 @click.group()
 @click.version_option(__version__, prog_name="preserver")
-@click.option("-v", "--verbose", is_flag=True, help="Log each phase in detail.")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and the summary.")
+@click.option("-v", "--verbose", is_flag=True, help=_VERBOSE_HELP)
+@click.option("-q", "--quiet", is_flag=True, help=_QUIET_HELP)
+@click.option("--config", "config_path", type=_CONFIG_TYPE, default=None, help=_CONFIG_HELP)
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
+def cli(ctx: click.Context, verbose: bool, quiet: bool, config_path: Path | None) -> None:
     """Check an archive of articles, save their images, keep the history in SQLite."""
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    ctx.obj = {"quiet": quiet, "verbose": verbose, "config": config_path}
+    _set_logging(ctx.obj)
+
+
+def _set_logging(options: dict) -> None:
+    level = (logging.DEBUG if options.get("verbose")
+             else logging.WARNING if options.get("quiet") else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LogFormat())
     logging.basicConfig(level=level, handlers=[handler], force=True)
-    ctx.obj = {"quiet": quiet}
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
@@ -153,11 +188,56 @@ def _seconds(minutes: float | None) -> float | None:
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="text",
               show_default=True, help="text for people, markdown to paste, json/csv for scripts.")
 def report(config_path: Path, fmt: str) -> None:
-    """Print a summary of the ledger."""
-    config = _load(config_path)
-    if not config.ledger_path.exists():
-        raise click.ClickException(f"no ledger yet at {config.ledger_path}: run `preserver run`")
-    click.echo(FORMATS[fmt](ledger_summary(open_ledger(config.ledger_path))))
+    """Print a summary of the ledger (read-only)."""
+    click.echo(FORMATS[fmt](ledger_summary(_read_ledger(config_path))))
+
+
+def _read_ledger(config_path: Path):
+    """The ledger, opened read-only; exit 2 in words if there is none to read."""
+    try:
+        return open_readonly(_load(config_path).ledger_path)
+    except LedgerMissingError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _since(ctx: click.Context, param, value: str | None) -> str | None:
+    try:
+        return None if value is None else parse_since(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date or time "
+                                 "(e.g. 2026-12-01 or 2026-12-01T08:00:00Z)") from None
+
+
+@cli.command("list")
+@config_option
+@click.option("--role", "roles", multiple=True, metavar="ROLE",
+              help="Only this role (snapshot, original, image, link, ...); repeatable.")
+@click.option("--status", "statuses", multiple=True, metavar="STATUS",
+              help="Only this status (not_found, missing, timeout, ...); repeatable.")
+@click.option("--since", callback=_since, metavar="DATE",
+              help="Only failures checked on or after this ISO date or time (UTC).")
+@click.option("--host", "hosts", multiple=True, metavar="HOST",
+              help="Only URLs of this host or its subdomains (for a Wayback URL, the "
+                   "original's host or web.archive.org); repeatable.")
+@click.option("--by-article", is_flag=True,
+              help="Articles with problems, each with its failing URLs and unsaved images.")
+@click.option("--format", "fmt", type=click.Choice(BROKEN_FORMATS), default="text",
+              show_default=True, help="json is an array, written as it goes.")
+def list_(config_path: Path, roles: tuple[str, ...], statuses: tuple[str, ...],
+          since: str | None, hosts: tuple[str, ...], by_article: bool, fmt: str) -> None:
+    """List what is broken: each failing URL with the articles citing it (read-only)."""
+    db = _read_ledger(config_path)
+    filters = Filters(roles, statuses, since, tuple(h.lower() for h in hosts))
+    try:
+        if by_article:
+            write_articles(broken_articles(db, filters), fmt, sys.stdout)
+        else:
+            write_urls(failing_urls(db, filters), fmt, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `preserver list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+
 
 
 def _load(config_path: Path, exclude: tuple[str, ...] = ()):
@@ -219,6 +299,10 @@ def save(config_path: Path, max_minutes: float | None, max_requests: int | None,
 def _run_phases(config_path: Path, command: str, budget: Budget, *, scan: bool, check: bool,
                 images: bool, exclude: tuple[str, ...] = (), **extra) -> None:
     config = _load(config_path, exclude)
+    if scan and not config.corpus_path.is_dir():  # before the lock: nothing written
+        click.echo(f"Error: corpus folder not found: {config.corpus_path} "
+                   f"([corpus] path in {config_path})", err=True)
+        sys.exit(EXIT_USAGE)
     quiet = (click.get_current_context().obj or {}).get("quiet", False)
     try:
         outcome = run_locked(config, command, budget, scan=scan, check=check, images=images,

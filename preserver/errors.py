@@ -6,6 +6,7 @@ failures: the run cannot go on, or one step must tell its caller something went 
     PreserverError
     ├── ConfigError           bad or unreadable config.toml (exit code 2)
     ├── LedgerLockedError     another run holds the ledger (exit code 3)
+    ├── LedgerMissingError    a reader found no ledger, or none it can read (exit code 2)
     ├── ArticleError          one article cannot be read; recorded, the run goes on
     ├── UnsafePathError       a media path would leave the media folder
     ├── NoNetworkError        nothing answered at all: no verdict written (exit code 4)
@@ -27,6 +28,10 @@ class ConfigError(PreserverError):
 
 class LedgerLockedError(PreserverError):
     """Another preserver process holds the ledger's lock."""
+
+
+class LedgerMissingError(PreserverError):
+    """There is no ledger to read yet (or one an older preserver wrote): run first."""
 
 
 class ArticleError(PreserverError):

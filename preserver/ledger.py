@@ -15,6 +15,7 @@ import fcntl
 import functools
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -22,7 +23,7 @@ from typing import NamedTuple
 import sqlite_utils
 
 from .config import ScheduleConfig
-from .errors import LedgerLockedError
+from .errors import LedgerLockedError, LedgerMissingError
 from .schedule import is_dead
 from .status import GOOD, ImageStatus, RunStatus, UrlStatus
 
@@ -344,6 +345,41 @@ def open_ledger(path: Path) -> sqlite_utils.Database:
     db.execute("PRAGMA synchronous = NORMAL")
     ensure_schema(db)
     return db
+
+
+def open_readonly(path: Path) -> sqlite_utils.Database:
+    """Open a ledger for reading only (SQLite `mode=ro`): readers (`report`, `list`,
+    `serve`) never write, not even the schema, so they never need the run's lock. Raises
+    LedgerMissingError, in words, when there is nothing to read yet or an older preserver wrote
+    it (its tables or columns are not all there; a scan brings it up to date)."""
+    if not path.is_file():
+        raise LedgerMissingError(f"no ledger yet at {path}: run `preserver run` first")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        db = sqlite_utils.Database(conn)
+        missing = missing_schema(db)
+    except sqlite3.DatabaseError as exc:
+        raise LedgerMissingError(f"cannot read the ledger {path}: {exc}") from None
+    if set(missing) >= set(SCHEMA):  # not one table
+        db.close()
+        raise LedgerMissingError(f"the ledger {path} has no tables yet: "
+                                 "run `preserver run` first")
+    if missing:
+        db.close()
+        raise LedgerMissingError(
+            f"the ledger {path} was written by an older preserver (it lacks "
+            f"{', '.join(missing)}): `preserver scan` brings it up to date (no network)")
+    return db
+
+
+def missing_schema(db: sqlite_utils.Database) -> list[str]:
+    """The tables (`name`) and columns (`table.column`) of SCHEMA this ledger lacks."""
+    missing = []
+    for name, columns in SCHEMA.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info([{name}])")}
+        missing += [name] if not have else [f"{name}.{c}" for c in columns if c not in have]
+    return missing
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:

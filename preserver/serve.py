@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import tempfile
 from pathlib import Path
 
 import yaml
 
 from .config import Config
-from .ledger import VIEWS, ensure_schema, open_ledger
+from .errors import LedgerMissingError
+from .ledger import VIEWS, open_readonly
 
 PLUGIN_NAME = "preserver_links"  # the plugin module's name: its settings key in the metadata
 
+log = logging.getLogger("preserver")
 PACKAGE_DATA = Path(__file__).resolve().parent / "datasette"
 METADATA = PACKAGE_DATA / "metadata.yaml"
 TEMPLATES = PACKAGE_DATA / "templates"
@@ -99,14 +102,17 @@ def views_are_current(ledger_path: Path) -> bool:
 
 
 def prepare_ledger(config: Config) -> None:
-    """Check the ledger is there, bring an older ledger's views up to date (the one write,
-    and only when needed), and make sure the media folder exists to be served."""
-    if not config.ledger_path.exists():
-        raise ServeError(f"no ledger yet at {config.ledger_path}: run `preserver run` first")
+    """Check there is a ledger to read, without writing to it (a reader never does: the next
+    run brings an older ledger's views up to date), and make sure the media folder exists to
+    be served."""
+    try:
+        open_readonly(config.ledger_path).close()
+    except LedgerMissingError as exc:
+        raise ServeError(str(exc)) from None
     if not views_are_current(config.ledger_path):
-        db = open_ledger(config.ledger_path)
-        ensure_schema(db)
-        db.close()
+        log.warning("the ledger's views were made by an older preserver and some pages may "
+                    "differ; the next `preserver run` (or `preserver scan`, no network) "
+                    "updates them")
     config.media_path.mkdir(parents=True, exist_ok=True)
 
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
-import sqlite_utils
 
 from preserver import serve as serve_module
 from preserver.ledger import SCHEMA, VIEWS, open_ledger
@@ -480,15 +479,20 @@ def test_serve_without_a_ledger_exits_2(tmp_path):
     assert result.exit_code == 2 and "no ledger yet" in result.output
 
 
-def test_serve_brings_an_old_ledgers_views_up_to_date(tmp_path):
-    db = sqlite_utils.Database(tmp_path / "preserver.db")
-    db["articles"].insert({"path": "a.md"}, pk="path")
-    db.create_view("article_health", "select path from articles")
+def test_serve_reads_an_old_ledger_without_writing_to_it(tmp_path, caplog):
+    """Readers never write: an older ledger's views stay as they are (the next run updates
+    them), and serve says so."""
+    ledger = tmp_path / "preserver.db"
+    db = open_ledger(ledger)
+    db.create_view("article_health", "select path from articles", replace=True)
     db.close()
-    config = serve_module.Config(tmp_path, tmp_path / "preserver.db", tmp_path / "media")
+    before = ledger.read_bytes()
+    config = serve_module.Config(tmp_path, ledger, tmp_path / "media")
     assert not serve_module.views_are_current(config.ledger_path)
     serve_module.prepare_ledger(config)
-    assert serve_module.views_are_current(config.ledger_path)
+    assert ledger.read_bytes() == before
+    assert not serve_module.views_are_current(config.ledger_path)
+    assert "older preserver" in caplog.text
     assert (tmp_path / "media").is_dir()
 
 
