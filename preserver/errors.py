@@ -8,6 +8,7 @@ failures: the run cannot go on, or one step must tell its caller something went 
     ├── LedgerLockedError     another run holds the ledger (exit code 3)
     ├── ArticleError          one article cannot be read; recorded, the run goes on
     ├── UnsafePathError       a media path would leave the media folder
+    ├── ExportError           an export cannot be made as asked (exit code 2)
     └── RequestFailed         one HTTP request ended without a usable answer
         └── BlockedRequest    refused by our own safety policy before any byte was sent
 """
@@ -33,6 +34,10 @@ class ArticleError(PreserverError):
 
 class UnsafePathError(PreserverError):
     """A path derived from a URL would land outside the media folder."""
+
+
+class ExportError(PreserverError):
+    """An export cannot be made as asked (no ledger yet, an output that is not ours)."""
 
 
 class RequestFailed(PreserverError):
