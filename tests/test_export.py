@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import sqlite3
 import subprocess
@@ -106,7 +107,7 @@ def test_wacz_validates_and_pywb_replays_every_saved_image(tmp_path, saved):
     assert moved.rec_headers.get_header("WARC-Date") == "2020-01-01T00:00:00Z"
     assert moved.rec_headers.get_header("Content-Type") == "image/gif"
 
-    with pywb_serving(tmp_path / "pywb", warc) as base:
+    with pywb_serving(tmp_path / "pywb", out) as base:  # the WACZ's WARC, unpacked by pywb
         for row in rows:  # every spelling the articles use, at the capture time
             url = f"{base}/{row['capture_timestamp']}id_/{quote(row['original_url'], '/:%')}"
             answer = httpx.get(url)
@@ -116,11 +117,20 @@ def test_wacz_validates_and_pywb_replays_every_saved_image(tmp_path, saved):
             assert answer.headers["memento-datetime"] == _http_date(row["capture_timestamp"])
 
 
-def test_wacz_leaves_out_and_reports_a_changed_media_file(tmp_path, saved):
+def test_wacz_leaves_out_a_changed_media_file_and_says_which_digest_differs(tmp_path, saved):
     (tmp_path / "media" / media_relpath(CJK, "image/png")).write_bytes(PNG + b"changed")
-    result = run_cli("export", "wacz", str(tmp_path / "x.wacz"), "--config", str(saved))
+    with sqlite3.connect(tmp_path / "preserver.db") as db:  # as if the CDX said otherwise
+        db.execute("update captures set digest = 'AAAA' where original like '%plain.png'")
+    out = tmp_path / "x.wacz"
+    result = run_cli("export", "wacz", str(out), "--config", str(saved))
     assert result.exit_code == 1
     assert "3 images" in result.output and "1 saved images left out" in result.output
+    assert "2 match the CDX, 1 differ" in result.output
+    with zipfile.ZipFile(out) as wacz:
+        warc = io.BytesIO(wacz.read("archive/preserver-images.warc.gz"))
+    said = [r.content_stream().read().decode() for r in ArchiveIterator(warc)
+            if r.rec_type == "metadata"]
+    assert sum("digest-matched: no (the CDX says sha1:AAAA)" in m for m in said) == 1
 
 
 def test_bag_validates_fails_on_a_changed_byte_and_updates_incrementally(tmp_path, saved):
@@ -207,14 +217,15 @@ def _http_date(timestamp: str) -> str:
 
 
 class pywb_serving:  # noqa: N801 (used as a context manager)
-    """A real pywb `wayback` on 127.0.0.1 with one collection made from `warc`."""
+    """A real pywb `wayback` on 127.0.0.1 with one collection made from a WACZ, as the
+    README says (`wb-manager add --unpack-wacz`)."""
 
-    def __init__(self, root: Path, warc: Path):
-        self.root, self.warc = root, warc
+    def __init__(self, root: Path, wacz: Path):
+        self.root, self.wacz = root, wacz
 
     def __enter__(self) -> str:
         self.root.mkdir()
-        for args in (["init", "x"], ["add", "x", str(self.warc)]):
+        for args in (["init", "x"], ["add", "--unpack-wacz", "x", str(self.wacz)]):
             subprocess.run([str(BIN / "wb-manager"), *args], cwd=self.root, check=True,
                            capture_output=True)
         port = free_port()
