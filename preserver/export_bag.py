@@ -62,6 +62,7 @@ def write_bag(db: sqlite3.Connection, ledger_path: Path, media_root: Path, out: 
     """Make or update the bag at `out` from the ledger (read-only connection) and media."""
     import bagit
 
+    logging.getLogger("bagit").setLevel(logging.WARNING)  # it logs every step at INFO
     out, media_root = out.resolve(), media_root.resolve()
     if out.is_relative_to(media_root) or media_root.is_relative_to(out):
         raise ExportError(f"the bag {out} and the media folder {media_root} must not contain "
