@@ -100,11 +100,12 @@ def report(args: argparse.Namespace, rows: list[str], seconds: float, articles: 
 def write_section(path: Path, section: str) -> None:
     """Replace (or append) the Exports section; the rest of the file stays as it is."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    section = section.rstrip("\n") + "\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
+        text = pattern.sub(lambda m: section + ("\n" if m.end() < len(text) else ""), text)
     else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
+        text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text, encoding="utf-8")
 
 
