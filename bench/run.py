@@ -707,12 +707,24 @@ def main(argv: list[str] | None = None) -> int:
         extra = [run_scan(args, tmp)] if args.scan_articles > 0 else []
         extra += run_whole(args, tmp) if args.whole_articles > 0 else []
         text = report(b, results, extra, started)
+        exports = _section(args.out, "## Exports")
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     print(text)
     args.out.write_text(text, encoding="utf-8")
+    if exports:  # bench/export_bench.py's section is its own: kept
+        from bench.export_bench import write_section
+
+        write_section(args.out, exports)
     return 0
+
+
+def _section(path: Path, title: str) -> str:
+    """A `## ` section of an existing file, up to the next one ("" if none)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    found = re.search(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", text, re.M | re.S)
+    return found.group(0).rstrip("\n") + "\n" if found else ""
 
 
 if __name__ == "__main__":

@@ -364,43 +364,82 @@ def export() -> None:
 
 
 wait_option = click.option(
-    "--wait", is_flag=True,
-    help="If a run holds the ledger, wait for it to end (default: exit 3 at once).")
+    "--wait", "wait_seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    help="If a run holds the ledger, wait up to this many seconds for it to end "
+         "(then exit 3).")
 
 
 @export.command()
 @config_option
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @wait_option
-def site(config_path: Path, out: Path, wait: bool) -> None:
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+def site(config_path: Path, wait_seconds: float, out: Path) -> None:
     """Copy the corpus to OUT/ so it reads without the archive: saved images copied beside
     it and referenced by relative links, OUT/index.md listing the articles by health.
     Again into the same OUT/: only what changed is written."""
-    from .errors import ExportError
+    import sqlite_utils
+
     from .export_site import export_site
-    from .exporting import locked_ledger
 
     config = _load(config_path)
-    quiet = (click.get_current_context().find_root().obj or {}).get("quiet", False)
+    _run_export(config, wait_seconds, lambda db, progress: export_site(
+        config, sqlite_utils.Database(db), out, progress))
+
+
+@export.command("wacz")
+@config_option
+@wait_option
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def export_wacz(config_path: Path, wait_seconds: float, out: Path) -> None:
+    """Write the saved images as a WACZ file OUT (WARC, CDXJ index, pages.jsonl) that pywb
+    and ReplayWeb.page replay at their original URLs and capture times."""
+    from .export_wacz import write_wacz
+
+    config = _load(config_path)
+    _run_export(config, wait_seconds,
+                lambda db, progress: write_wacz(db, config.media_path, out, progress))
+
+
+@export.command("bag")
+@config_option
+@wait_option
+@click.option("--organization", default="unspecified", show_default=True,
+              help="Source-Organization in bag-info.txt: who deposits the bag.")
+@click.option("--wacz", "with_wacz", is_flag=True,
+              help="Put a WACZ of the saved images in the bag too (data/preserver.wacz).")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+def export_bag(config_path: Path, wait_seconds: float, organization: str, with_wacz: bool,
+               out: Path) -> None:
+    """Make or update the BagIt bag OUT: the media folder, a consistent copy of the ledger
+    (and with --wacz a WACZ). A second export copies only what changed."""
+    from .export_bag import write_bag
+
+    config = _load(config_path)
+    _run_export(config, wait_seconds, lambda db, progress: write_bag(
+        db, config.ledger_path, config.media_path, out, organization, progress, with_wacz))
+
+
+def _run_export(config, wait_seconds: float, write) -> None:
+    """Hold the ledger (no run may write meanwhile), write, print what was written. Exit 3
+    if a run holds it past --wait, 2 if the export cannot be made as asked, 1 if some saved
+    images were left out because their files are missing or changed."""
+    from .errors import ExportError
+    from .exporting import ledger_for_export
+
+    quiet = (click.get_current_context().obj or {}).get("quiet", False)
     progress = make_progress(quiet)
     try:
-        with locked_ledger(config.ledger_path, wait) as db:
-            summary = export_site(config, db, out, progress)
+        with ledger_for_export(config.ledger_path, wait_seconds) as db:
+            summary = write(db, progress)
     except LedgerLockedError as exc:
-        click.echo(f"Error: {exc}; not exporting (--wait waits for it).", err=True)
+        click.echo(f"Error: {exc}; not exporting (try again when it ends, or pass --wait "
+                   "SECONDS).", err=True)
         sys.exit(EXIT_LOCKED)
     except ExportError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     finally:
         progress.close()
-    articles, images, refs = summary.articles, summary.images, summary.references
-    click.echo(f"Site in {out.resolve()}: {sum(articles.values()):,} articles "
-               f"({articles['written']:,} written, {articles['unchanged']:,} unchanged, "
-               f"{summary.unreadable:,} unreadable copied as they are); "
-               f"{images['copied'] + images['unchanged']:,} images ({images['copied']:,} "
-               f"copied, {images['unchanged']:,} unchanged, {images['not usable']:,} "
-               f"not usable); {refs['local']:,} image references made local, "
-               f"{refs['wayback']:,} left on the Wayback Machine; index.md "
-               f"{'written' if summary.index_written else 'unchanged'}; "
-               f"{summary.removed:,} stale files removed.")
+    for line in summary.lines():
+        click.echo(line)
+    sys.exit(EXIT_WORSE if getattr(summary, "damaged", None) else EXIT_OK)

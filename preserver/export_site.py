@@ -63,6 +63,20 @@ class SiteSummary:
     references: Counter = field(default_factory=Counter)  # local, wayback
     removed: int = 0  # files of an earlier export no longer produced
     index_written: bool = False
+    out: Path | None = None
+
+    def lines(self) -> list[str]:
+        """What was written, for people."""
+        articles, images, refs = self.articles, self.images, self.references
+        return [f"Site in {self.out}: {sum(articles.values()):,} articles "
+                f"({articles['written']:,} written, {articles['unchanged']:,} unchanged, "
+                f"{self.unreadable:,} unreadable copied as they are); "
+                f"{images['copied'] + images['unchanged']:,} images ({images['copied']:,} "
+                f"copied, {images['unchanged']:,} unchanged, {images['not usable']:,} "
+                f"not usable); {refs['local']:,} image references made local, "
+                f"{refs['wayback']:,} left on the Wayback Machine; index.md "
+                f"{'written' if self.index_written else 'unchanged'}; "
+                f"{self.removed:,} stale files removed."]
 
 
 def export_site(config: Config, db: sqlite_utils.Database, out: Path,
@@ -143,7 +157,7 @@ class _Site:
         self.config = config
         self.db = db
         self.out = out
-        self.summary = SiteSummary()
+        self.summary = SiteSummary(out=out.resolve())
         self.written: set[str] = set()  # paths under out, for the manifest
         self._images: dict[str, bool] = {}  # media path -> copied and usable
         self._safe_folders: set[str] = set()  # folders under out checked for symlinks
