@@ -104,9 +104,12 @@ def test_dead_host_costs_one_probe(tmp_path, corpus, archive):
     # no resolver answered any other name in this run (the archive is an address): the
     # failure is recorded as an attempt, not as a verdict about the host
     assert {(r["status"], r["last_attempt_status"]) for r in rows} == {(None, "dns_error")}
-    # one probe: tried once (NXDOMAIN), or three times with backoff (a temporary failure)
-    assert [r["attempts"] for r in rows][1:] == [0] * 7 and rows[0]["attempts"] in (1, 3)
-    assert all("unreachable earlier in this run" in r["error"] for r in rows[1:])
+    # one probe (NXDOMAIN), or, when the failure is temporary (no resolver at all: a machine
+    # offline), the origin's retry budget of three tries with backoff, then no more requests
+    attempts = [r["attempts"] for r in rows]
+    assert sum(attempts) in (1, 3) and attempts.count(0) >= 5, attempts
+    assert all("unreachable earlier in this run" in r["error"] for r in rows
+               if r["attempts"] == 0)
 
 
 def test_budget_stops_early_and_next_run_resumes(tmp_path, corpus, archive):
