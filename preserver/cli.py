@@ -321,8 +321,9 @@ def _print_summary(config, summary: dict, status: RunStatus, error: str | None) 
     click.echo(f"This run: {summary['requests']} requests, {summary['regressions']} "
                f"regressions, status {status.value}")
     for origin, reason in summary["unreachable_hosts"].items():
-        click.echo(f"Could not reach {origin}: {reason}. Its other URLs were recorded with "
-                   "the same status without a request each; the next run tries again.")
+        click.echo(f"Could not reach {origin}: {reason}. Its other URLs got the same "
+                   "outcome without a request each (a verdict only where the failure was "
+                   "conclusive); the next run tries again.")
     stopped = summary.get("stopped_classes", {})
     if stopped:  # one line, however many requests the stop saved
         left = sum(summary.get("left_due", {}).values())
