@@ -538,13 +538,16 @@ def test_sigterm_and_ctrl_c_stop_within_5_s_and_keep_the_work(calm_world, runs, 
     assert code == 4, f"exit {code} after {signum.name}\n{runs.output(proc)}"
     assert took < 5
     assert integrity(ledger) == "ok"
-    (run,) = read(ledger, "select id, status, finished_at, checks, error from runs")
+    (run,) = read(ledger, "select id, status, finished_at, checks, error, requests from runs")
     assert run[1] == "interrupted" and run[2], run
     checks = scalar(ledger, "select count(*) from checks where run_id = ?", [run[0]])
     assert checks >= checks_before and run[3] == checks, "the checks done are committed"
     assert scalar(ledger, "select count(*) from articles") >= articles_before
     if phase == "checks":
         assert checks > 0
+        assert run[5] and run[5] >= scalar(  # the run record says what was sent
+            ledger, "select count(*) from checks where run_id = ? and method = 'live'",
+            [run[0]]), run
     assert "status interrupted" in runs.output(proc)
     left = wait_for_no_members(proc.pid)
     assert not left, f"processes of the interrupted run still alive: {left}"
