@@ -132,8 +132,8 @@ def _write_image(writer, db: sqlite3.Connection, media_root: Path, row: sqlite3.
     else:
         matched = "not known (no CDX digest for this capture)"
     summary.digest_matched += matched == "yes"
-    summary.digest_differs += matched.startswith("no")
-    summary.digest_unknown += matched.startswith("not")
+    summary.digest_differs += matched.startswith("no (")
+    summary.digest_unknown += matched.startswith("not known")
     uri = encode_once(row["original_url"])
     date = iso_timestamp(row["capture_timestamp"]) or row["saved_at"]
     image = writer.create_warc_record(
