@@ -60,7 +60,6 @@ class RunSummary:
     saves: Counter = field(default_factory=Counter)  # save status -> n
     links: Counter = field(default_factory=Counter)  # body link status -> n
     embeds: Counter = field(default_factory=Counter)  # embedded video/iframe status -> n
-    elsewhere: Counter = field(default_factory=Counter)  # found / not_found in other archives
     fixity: Counter = field(default_factory=Counter)  # files re-hashed, bytes, changed, ...
     requests: int = 0
     regressions: int = 0
@@ -228,6 +227,7 @@ class Crawler:
         images = {row[0] for row in db.execute("select url from images")}
         lacking = [u for u in checked if u in not_found and parse_wayback_url(u)]
         others = OtherArchives(client, self.config.memento.timemaps)
+        found_or_not: Counter = Counter()  # for the progress line; the ledger has the rows
 
         async def ask(url: str):
             wayback = parse_wayback_url(url)
@@ -241,8 +241,7 @@ class Crawler:
         def record(done) -> None:
             rows, outcome = done
             self.ledger.record_alternates(rows)
-            self.summary.elsewhere[
-                "found" if any(r["memento_url"] for r in rows) else "not_found"] += 1
+            found_or_not["found" if any(r["memento_url"] for r in rows) else "not_found"] += 1
             if outcome is not None:
                 self.ledger.record_image(outcome.row)
                 self.summary.images[f"{outcome.row['status']} elsewhere"] += 1
@@ -251,7 +250,7 @@ class Crawler:
         self.progress.start("elsewhere", len(lacking), self.config.live.per_host_per_second)
         await _pool(lacking, ask, record, budget)
         self.progress.finish("elsewhere", f"{len(lacking)} asked of other archives "
-                                          f"({_counts(self.summary.elsewhere)})")
+                                          f"({_counts(found_or_not)})")
 
     async def save_pages(self, limit: int | None, budget: Budget | None = None) -> None:
         """Save Page Now for live originals the archive lacks (opt-in; see preserver.saves)."""
