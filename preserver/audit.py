@@ -9,9 +9,10 @@ from pathlib import Path
 
 from .articles import read_article
 from .config import Config
-from .crawl import Targets, iter_articles
+from .crawl import Targets
 from .errors import PreserverError
 from .ledger import Ledger, article_rows
+from .scan import iter_articles
 from .status import GOOD, ImageStatus, ParseStatus, UrlStatus
 from .urls import is_http_url, parse_wayback_url
 
