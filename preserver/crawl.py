@@ -1,17 +1,18 @@
-"""The run: scan the corpus, check every snapshot and original, save every image.
+"""The network phases of a run: check every snapshot and original, save every image, ask
+other archives, submit saves.
 
 Each phase reads its work from the ledger (so `preserver check` can follow a `scan` made
 earlier) and writes each result as soon as it has it (so a killed run keeps what it did).
-Concurrency is a pool of workers; the real pacing is done by the limiters in `client`.
+Concurrency is a pool of workers; the real pacing is done by the limiters in `client`. The run
+around the phases (lock, record, signals, order) is preserver.run; the scan that fills the
+ledger before them is preserver.scan.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
-import signal
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -19,12 +20,10 @@ from typing import TYPE_CHECKING
 from .config import Config
 from .errors import NoNetworkError, RequestFailed
 from .exclude import Exclusions
-from .ledger import CURRENT_LINKS, Ledger, LedgerLock, open_ledger
+from .ledger import CURRENT_LINKS, Ledger
 from .progress import LineProgress, counts_text
-from .scan import scan_corpus
 from .schedule import Budget, due_params, due_sql
-from .status import CheckResult, ImageStatus, RunStatus
-from .storage import clean_partial_files
+from .status import CheckResult, ImageStatus
 from .urls import canonical_key, is_http_url, parse_wayback_url, time_distance
 from .worklist import Worklist
 
@@ -503,83 +502,6 @@ class Targets:
     images: list[str] = field(default_factory=list)
     embeds: list[str] = field(default_factory=list)
     articles: list[str] = field(default_factory=list)  # ledger paths of the named articles
-
-
-@dataclass
-class RunOutcome:
-    status: RunStatus
-    summary: dict
-    error: str | None = None
-    verdicts: list[dict] = field(default_factory=list)  # audits: one row per thing checked
-
-
-def run_locked(config: Config, command: str, budget: Budget | None = None, *, scan: bool = True,
-               check: bool = True, images: bool = True, progress: LineProgress | None = None,
-               audit=None, save_limit: int | None = None, save: bool = False,
-               links: bool = False) -> RunOutcome:
-    """One run, holding the ledger's lock: recorded in `runs` from start to finish, whatever
-    happens. SIGTERM and SIGINT stop it within moments: what is done stays committed and the
-    run is marked `interrupted`. Raises LedgerLockedError (writing nothing) if another run
-    holds the ledger."""
-    with LedgerLock(config.ledger_path), _signals_interrupt():
-        ledger = Ledger(open_ledger(config.ledger_path), config.schedule)
-        ledger.start_run(command, str(config.corpus_path))
-        crawler = Crawler(config, ledger, progress)
-        status, error, verdicts = RunStatus.COMPLETED, None, []
-        try:
-            removed = clean_partial_files(config.media_path)
-            if removed:
-                log.info("removed %d partial files left by an interrupted run", removed)
-            if audit is not None:  # an AuditPlan (preserver.audit)
-                targets = audit.read_targets(config, ledger)
-                _run_async(crawler.check_and_save(budget=budget, audit=targets))
-                verdicts = audit.verdicts(ledger, targets)
-            if scan:
-                scan_corpus(config, ledger, crawler.summary, crawler.progress)
-            if check or images:
-                _run_async(crawler.check_and_save(check=check, images=images, budget=budget,
-                                                  links=links))
-            if save:
-                _run_async(crawler.save_pages(save_limit, budget))
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            status, error = RunStatus.INTERRUPTED, "interrupted by a signal"
-        except NoNetworkError as exc:
-            status, error = RunStatus.FAILED, str(exc)
-            log.error("%s", exc)
-        except Exception as exc:  # recorded in the ledger, then reported; never silent
-            status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-            log.exception("run failed")
-        finally:
-            crawler.progress.close()
-        summary = crawler.summary.as_dict()
-        ledger.finish_run(status, summary, error)
-    return RunOutcome(status, summary, error, verdicts)
-
-
-@contextlib.contextmanager
-def _signals_interrupt():
-    """SIGTERM behaves like Ctrl-C while a run holds the ledger."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _run_async(coroutine) -> None:
-    """Run the network phases; SIGTERM and SIGINT cancel them at the next await (every
-    ledger write is synchronous, so none is cut in half)."""
-    async def main():
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        await coroutine
-
-    asyncio.run(main())
 
 
 def _next_nearest(captures: list, timestamp: str, tried) -> list:
