@@ -9,9 +9,10 @@ from pathlib import Path
 
 from .articles import read_article
 from .config import Config
-from .crawl import Targets, iter_articles
+from .crawl import Targets
 from .errors import PreserverError
 from .ledger import Ledger, article_rows
+from .scan import iter_articles
 from .status import GOOD, ImageStatus, ParseStatus, UrlStatus
 from .urls import is_http_url, parse_wayback_url
 
@@ -22,14 +23,11 @@ class AuditUsageError(PreserverError):
 
 @dataclass
 class AuditPlan:
+    """The items of an audit, checked before the run: its URLs and article files. The run
+    (preserver.run) turns them into `Targets` once it holds the ledger."""
+
     urls: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
-
-    def read_targets(self, config: Config, ledger: Ledger) -> Targets:
-        return read_targets(config, ledger, self)
-
-    def verdicts(self, ledger: Ledger, targets: Targets) -> list[dict]:
-        return verdicts(ledger, targets)
 
 
 def plan_audit(config: Config, items: list[str]) -> AuditPlan:

@@ -24,12 +24,12 @@ from .audit import AuditUsageError, plan_audit
 from .broken import FORMATS as BROKEN_FORMATS
 from .broken import Filters, broken_articles, failing_urls, parse_since, write_articles, write_urls
 from .config import load_config
-from .crawl import run_locked
 from .errors import ConfigError, LedgerLockedError, LedgerMissingError
 from .exclude import compile_patterns
 from .ledger import open_ledger, open_readonly
 from .progress import make_progress
 from .report import FORMATS, format_text, format_verdicts, ledger_summary
+from .run import RunOptions, run_locked
 from .schedule import Budget
 from .status import RunStatus
 
@@ -114,15 +114,15 @@ links_option = click.option(
 def run(config_path: Path, max_minutes: float | None, max_requests: int | None,
         links: bool, exclude: tuple[str, ...]) -> None:
     """Scan the corpus, check what is due, save the images not saved yet."""
-    _run_phases(config_path, "run", Budget(_seconds(max_minutes), max_requests),
-                scan=True, check=True, images=True, links=links, exclude=exclude)
+    _run_phases(config_path, RunOptions("run", Budget(_seconds(max_minutes), max_requests),
+                                        links=links), exclude)
 
 
 @cli.command()
 @config_option
 def scan(config_path: Path) -> None:
     """Read new and changed articles into the ledger (no network)."""
-    _run_phases(config_path, "scan", Budget(), scan=True, check=False, images=False)
+    _run_phases(config_path, RunOptions("scan", Budget(), check=False, images=False))
 
 
 @cli.command()
@@ -133,8 +133,8 @@ def scan(config_path: Path) -> None:
 def check(config_path: Path, max_minutes: float | None, max_requests: int | None,
           links: bool, exclude: tuple[str, ...]) -> None:
     """Check the snapshots and originals that are due."""
-    _run_phases(config_path, "check", Budget(_seconds(max_minutes), max_requests),
-                scan=False, check=True, images=False, links=links, exclude=exclude)
+    _run_phases(config_path, RunOptions("check", Budget(_seconds(max_minutes), max_requests),
+                                        scan=False, images=False, links=links), exclude)
 
 
 @cli.command()
@@ -142,8 +142,8 @@ def check(config_path: Path, max_minutes: float | None, max_requests: int | None
 @budget_options
 def images(config_path: Path, max_minutes: float | None, max_requests: int | None) -> None:
     """Save the images of the scanned articles that are not saved yet."""
-    _run_phases(config_path, "images", Budget(_seconds(max_minutes), max_requests),
-                scan=False, check=False, images=True)
+    _run_phases(config_path, RunOptions("images", Budget(_seconds(max_minutes), max_requests),
+                                        scan=False, check=False))
 
 
 @cli.command("plan")
@@ -267,8 +267,9 @@ def audit(config_path: Path, items: tuple[str, ...], fmt: str,
     config = _load(config_path, exclude)
     try:
         plan = plan_audit(config, list(items))
-        outcome = run_locked(config, "audit", Budget(), scan=False, check=False, images=False,
-                             progress=make_progress(quiet=True), audit=plan)
+        options = RunOptions("audit", Budget(), scan=False, check=False, images=False,
+                             audit=plan)
+        outcome = run_locked(config, options, make_progress(quiet=True))
     except AuditUsageError as exc:
         raise click.UsageError(str(exc)) from None
     except LedgerLockedError as exc:
@@ -292,21 +293,20 @@ def save(config_path: Path, max_minutes: float | None, max_requests: int | None,
 
     Uses SPN2 with IA_ACCESS_KEY_ID / IA_SECRET_ACCESS_KEY from the environment when both
     are set, else the anonymous save API; every save is verified in the CDX index."""
-    _run_phases(config_path, "save", Budget(_seconds(max_minutes), max_requests),
-                scan=False, check=False, images=False, save=True, save_limit=max_saves)
+    _run_phases(config_path, RunOptions("save", Budget(_seconds(max_minutes), max_requests),
+                                        scan=False, check=False, images=False, save=True,
+                                        save_limit=max_saves))
 
 
-def _run_phases(config_path: Path, command: str, budget: Budget, *, scan: bool, check: bool,
-                images: bool, exclude: tuple[str, ...] = (), **extra) -> None:
+def _run_phases(config_path: Path, options: RunOptions, exclude: tuple[str, ...] = ()) -> None:
     config = _load(config_path, exclude)
-    if scan and not config.corpus_path.is_dir():  # before the lock: nothing written
+    if options.scan and not config.corpus_path.is_dir():  # before the lock: nothing written
         click.echo(f"Error: corpus folder not found: {config.corpus_path} "
                    f"([corpus] path in {config_path})", err=True)
         sys.exit(EXIT_USAGE)
     quiet = (click.get_current_context().obj or {}).get("quiet", False)
     try:
-        outcome = run_locked(config, command, budget, scan=scan, check=check, images=images,
-                             progress=make_progress(quiet), **extra)
+        outcome = run_locked(config, options, make_progress(quiet))
     except LedgerLockedError as exc:
         click.echo(f"Error: {exc}; not starting.", err=True)
         sys.exit(EXIT_LOCKED)

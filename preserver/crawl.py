@@ -1,41 +1,34 @@
-"""The run: scan the corpus, check every snapshot and original, save every image.
+"""The network phases of a run: check every snapshot and original, save every image, ask
+other archives, submit saves.
 
 Each phase reads its work from the ledger (so `preserver check` can follow a `scan` made
 earlier) and writes each result as soon as it has it (so a killed run keeps what it did).
-Concurrency is a pool of workers; the real pacing is done by the limiters in `client`.
+Concurrency is a pool of workers; the real pacing is done by the limiters in `client`. The run
+around the phases (lock, record, signals, order) is preserver.run; the scan that fills the
+ledger before them is preserver.scan.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
-import gc
 import itertools
 import logging
-import multiprocessing
-import os
-import signal
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .articles import read_article
 from .config import Config
 from .errors import NoNetworkError, RequestFailed
 from .exclude import Exclusions
-from .ledger import CURRENT_LINKS, Ledger, LedgerLock, article_rows, open_ledger
-from .progress import LineProgress
+from .ledger import CURRENT_LINKS, Ledger
+from .progress import LineProgress, counts_text
 from .schedule import Budget, due_params, due_sql
-from .status import CheckResult, ImageStatus, ParseStatus, RunStatus
-from .storage import clean_partial_files
+from .status import CheckResult, ImageStatus
 from .urls import canonical_key, is_http_url, parse_wayback_url, time_distance
 from .worklist import Worklist
 
-if TYPE_CHECKING:  # the network stack (httpx, httpcore) is imported by the phases that use it:
-    # `preserver scan` and `report` start a fifth of a second sooner
+if TYPE_CHECKING:  # the network stack (httpx, httpcore) is imported by the phases that use
+    # it, so that commands which make no request (scan, report) do not pay for loading it
     from .archive import Archive
     from .captures import CaptureIndex
     from .client import HttpClient
@@ -43,10 +36,7 @@ if TYPE_CHECKING:  # the network stack (httpx, httpcore) is imported by the phas
 
 log = logging.getLogger("preserver")
 WORKERS = 16
-SCAN_BATCH = 2000  # articles written per transaction
-PARALLEL_SCAN_FILES = 2000  # below this, worker processes cost more than they save
-SCAN_CHUNK = 250
-SCAN_CHUNKS_AHEAD = 8
+BATCH = 2000  # results written per transaction (not a whole corpus's in memory)
 _END = object()
 _CORPUS_URLS = f"select distinct l.url as url from {CURRENT_LINKS} and l.role = :role"
 
@@ -60,7 +50,6 @@ class RunSummary:
     saves: Counter = field(default_factory=Counter)  # save status -> n
     links: Counter = field(default_factory=Counter)  # body link status -> n
     embeds: Counter = field(default_factory=Counter)  # embedded video/iframe status -> n
-    elsewhere: Counter = field(default_factory=Counter)  # found / not_found in other archives
     fixity: Counter = field(default_factory=Counter)  # files re-hashed, bytes, changed, ...
     requests: int = 0
     regressions: int = 0
@@ -89,45 +78,6 @@ class Crawler:
         self.summary = RunSummary()
         self.progress = progress or LineProgress()
         self.exclusions = Exclusions(config.live.exclude)
-
-    # -- scan ---------------------------------------------------------------------------
-    def scan(self) -> None:
-        """Read every new or changed *.md under the corpus folder into the ledger.
-
-        A file whose size and mtime match the ledger is not read again; articles whose file
-        is gone are marked removed (their history stays)."""
-        root = self.config.corpus_path
-        if not root.is_dir():
-            raise FileNotFoundError(f"corpus folder not found: {root}")
-        known = self.ledger.file_states()
-        in_ledger = {row[0] for row in self.ledger.db.execute("select path from articles")}
-        changed = []
-        for path, entry in corpus_files(root):
-            if _unchanged(entry, known.pop(path, None)):
-                self.summary.articles["unchanged"] += 1
-            else:
-                changed.append(path)
-        self.progress.start("scan", len(changed))
-        with self.ledger.bulk_load(len(changed)):
-            self._read_into_ledger(root, changed, in_ledger)
-        if known:
-            self.ledger.mark_removed(sorted(known))
-            self.summary.articles["removed"] = len(known)
-        self.progress.finish("scan", f"{sum(self.summary.articles.values())} articles "
-                                     f"({_counts(self.summary.articles)})")
-
-    def _read_into_ledger(self, root: Path, files: list[str], in_ledger: set[str]) -> None:
-        batch: list = []
-        for article in read_articles(root, files, self.config.security.max_article_bytes):
-            batch.append(article)
-            self.summary.articles[article.parse_status] += 1
-            if article.parse_status == ParseStatus.ERROR:
-                log.warning("%s: %s", article.path, article.parse_error)
-            if len(batch) >= SCAN_BATCH:
-                self.ledger.record_articles(batch, in_ledger)
-                self.progress.advance("scan", len(batch))
-                batch = []
-        self.ledger.record_articles(batch, in_ledger)
 
     # -- network phases -----------------------------------------------------------------
     async def check_and_save(self, check: bool = True, images: bool = True,
@@ -228,6 +178,7 @@ class Crawler:
         images = {row[0] for row in db.execute("select url from images")}
         lacking = [u for u in checked if u in not_found and parse_wayback_url(u)]
         others = OtherArchives(client, self.config.memento.timemaps)
+        found_or_not: Counter = Counter()  # for the progress line; the ledger has the rows
 
         async def ask(url: str):
             wayback = parse_wayback_url(url)
@@ -241,8 +192,7 @@ class Crawler:
         def record(done) -> None:
             rows, outcome = done
             self.ledger.record_alternates(rows)
-            self.summary.elsewhere[
-                "found" if any(r["memento_url"] for r in rows) else "not_found"] += 1
+            found_or_not["found" if any(r["memento_url"] for r in rows) else "not_found"] += 1
             if outcome is not None:
                 self.ledger.record_image(outcome.row)
                 self.summary.images[f"{outcome.row['status']} elsewhere"] += 1
@@ -251,7 +201,7 @@ class Crawler:
         self.progress.start("elsewhere", len(lacking), self.config.live.per_host_per_second)
         await _pool(lacking, ask, record, budget)
         self.progress.finish("elsewhere", f"{len(lacking)} asked of other archives "
-                                          f"({_counts(self.summary.elsewhere)})")
+                                          f"({counts_text(found_or_not)})")
 
     async def save_pages(self, limit: int | None, budget: Budget | None = None) -> None:
         """Save Page Now for live originals the archive lacks (opt-in; see preserver.saves)."""
@@ -274,7 +224,7 @@ class Crawler:
 
             await _pool(urls, saver.save, record, budget, workers=2)
             self.summary.requests = client.requests_sent
-        self.progress.finish("saves", f"{len(urls)} submitted ({_counts(self.summary.saves)})")
+        self.progress.finish("saves", f"{len(urls)} submitted ({counts_text(self.summary.saves)})")
 
     def _not_excluded(self, urls):
         return (url for url in urls if self.exclusions.match(url) is None) \
@@ -307,7 +257,7 @@ class Crawler:
                 batch.append(index.snapshot_result(url, wayback))
             elif url is not None:
                 remote.append(url)
-            if len(batch) >= SCAN_BATCH or (url is None and batch):
+            if len(batch) >= BATCH or (url is None and batch):
                 self.ledger.record_checks(batch)  # in batches: not 50,000 results in memory
                 counter.update(r.status.value for r in batch)
                 self.progress.advance(phase, len(batch))
@@ -316,7 +266,7 @@ class Crawler:
         await _pool(remote, archive.check_snapshot,
                     self._recorder(counter, phase), budget)
         self.progress.finish(phase, f"{len(urls)} due, {local} answered from the CDX "
-                                    f"index ({_counts(counter)})")
+                                    f"index ({counts_text(counter)})")
 
     async def _check_originals(self, client: HttpClient, index: CaptureIndex, urls,
                                budget: Budget, phase: str = "originals") -> None:
@@ -344,7 +294,7 @@ class Crawler:
 
         self.progress.start(phase, len(urls), self.config.live.per_host_per_second)
         await _pool(urls, check, self._recorder(counter, phase), budget)
-        self.progress.finish(phase, f"{len(urls)} due ({_counts(counter)})")
+        self.progress.finish(phase, f"{len(urls)} due ({counts_text(counter)})")
 
     def _image_work(self, saver: ImageSaver, image_urls: list[str] | None = None,
                     due_only: bool = True, fixity: bool = True) -> Worklist:
@@ -424,7 +374,7 @@ class Crawler:
     def _canonicalise_image_urls(self) -> None:
         db, last = self.ledger.db, 0
         while rows := db.execute("select rowid, url from temp.image_urls where rowid > ? "
-                                 "order by rowid limit ?", [last, SCAN_BATCH]).fetchall():
+                                 "order by rowid limit ?", [last, BATCH]).fetchall():
             with db.conn:
                 db.conn.executemany("update temp.image_urls set urlkey = ? where rowid = ?",
                                     [(canonical_key(_original(u)), r) for r, u in rows])
@@ -514,7 +464,7 @@ class Crawler:
                             self.config.archive.replay_per_minute / 60)
         await _pool(image_keys, save, record, budget)
         self.progress.finish("images", f"{len(image_keys)} to fetch "
-                                       f"({_counts(self.summary.images)})")
+                                       f"({counts_text(self.summary.images)})")
 
     def _recorder(self, counter: Counter, phase: str):
         def record(result: CheckResult) -> None:
@@ -554,83 +504,6 @@ class Targets:
     articles: list[str] = field(default_factory=list)  # ledger paths of the named articles
 
 
-@dataclass
-class RunOutcome:
-    status: RunStatus
-    summary: dict
-    error: str | None = None
-    verdicts: list[dict] = field(default_factory=list)  # audits: one row per thing checked
-
-
-def run_locked(config: Config, command: str, budget: Budget | None = None, *, scan: bool = True,
-               check: bool = True, images: bool = True, progress: LineProgress | None = None,
-               audit=None, save_limit: int | None = None, save: bool = False,
-               links: bool = False) -> RunOutcome:
-    """One run, holding the ledger's lock: recorded in `runs` from start to finish, whatever
-    happens. SIGTERM and SIGINT stop it within moments: what is done stays committed and the
-    run is marked `interrupted`. Raises LedgerLockedError (writing nothing) if another run
-    holds the ledger."""
-    with LedgerLock(config.ledger_path), _signals_interrupt():
-        ledger = Ledger(open_ledger(config.ledger_path), config.schedule)
-        ledger.start_run(command, str(config.corpus_path))
-        crawler = Crawler(config, ledger, progress)
-        status, error, verdicts = RunStatus.COMPLETED, None, []
-        try:
-            removed = clean_partial_files(config.media_path)
-            if removed:
-                log.info("removed %d partial files left by an interrupted run", removed)
-            if audit is not None:  # an AuditPlan (preserver.audit)
-                targets = audit.read_targets(config, ledger)
-                _run_async(crawler.check_and_save(budget=budget, audit=targets))
-                verdicts = audit.verdicts(ledger, targets)
-            if scan:
-                crawler.scan()
-            if check or images:
-                _run_async(crawler.check_and_save(check=check, images=images, budget=budget,
-                                                  links=links))
-            if save:
-                _run_async(crawler.save_pages(save_limit, budget))
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            status, error = RunStatus.INTERRUPTED, "interrupted by a signal"
-        except NoNetworkError as exc:
-            status, error = RunStatus.FAILED, str(exc)
-            log.error("%s", exc)
-        except Exception as exc:  # recorded in the ledger, then reported; never silent
-            status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-            log.exception("run failed")
-        finally:
-            crawler.progress.close()
-        summary = crawler.summary.as_dict()
-        ledger.finish_run(status, summary, error)
-    return RunOutcome(status, summary, error, verdicts)
-
-
-@contextlib.contextmanager
-def _signals_interrupt():
-    """SIGTERM behaves like Ctrl-C while a run holds the ledger."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _run_async(coroutine) -> None:
-    """Run the network phases; SIGTERM and SIGINT cancel them at the next await (every
-    ledger write is synchronous, so none is cut in half)."""
-    async def main():
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        await coroutine
-
-    asyncio.run(main())
-
-
 def _next_nearest(captures: list, timestamp: str, tried) -> list:
     """The other captures of an image worth fetching (not error pages, not redirects, not
     `tried`), nearest in time to `timestamp` first."""
@@ -649,94 +522,4 @@ def _original(url: str) -> str:
     wayback = parse_wayback_url(url)
     return wayback.original if wayback else url
 
-
-def read_articles(root: Path, files: list[str], max_bytes: int):
-    """Read files (paths relative to root) in order, as `ArticleRows`; a large scan parses in
-    worker processes while we write."""
-    if len(files) < PARALLEL_SCAN_FILES:
-        yield from _read_chunk((root, files, max_bytes))
-        return
-    chunks = [files[i : i + SCAN_CHUNK] for i in range(0, len(files), SCAN_CHUNK)]
-    context = multiprocessing.get_context("fork")  # no threads exist yet; cheapest start
-    pool = ProcessPoolExecutor(os.cpu_count() or 2, mp_context=context,
-                               initializer=_worker_setup)
-    finished = False
-    pending: collections.deque = collections.deque()
-    try:
-        for chunk in chunks:  # a few chunks ahead of the writer, not the whole corpus in memory
-            pending.append(pool.submit(_read_chunk, (root, chunk, max_bytes)))
-            if len(pending) > SCAN_CHUNKS_AHEAD:
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
-        finished = True
-    finally:  # interrupted: drop the chunks not started, do not wait for the others
-        pool.shutdown(wait=finished, cancel_futures=True)
-
-
-def _worker_setup() -> None:
-    """Ctrl-C is the parent's to handle (a worker dying of it breaks the pool mid-shutdown),
-    and a parse worker must not outlive a killed run (Linux: PR_SET_PDEATHSIG)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    gc.freeze()  # what the worker inherits is never garbage: its collections skip all that
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # elsewhere the worker ends when its task queue closes
-
-
-def _read_chunk(job) -> list:
-    root, files, max_bytes = job
-    return [article_rows(read_article(root, os.path.join(root, file), max_bytes, file))
-            for file in files]
-
-
-def iter_articles(root: Path):
-    """Every *.md file under root, in a stable order, without following directory symlinks."""
-    return (Path(entry.path) for _, entry in corpus_files(root))
-
-
-def corpus_files(root: Path | str, prefix: str = ""):
-    """(path relative to root with forward slashes, os.DirEntry) of every *.md file under
-    root: a folder's files by name, then its subfolders by name (the order of a sorted
-    os.walk), not following directory symlinks, skipping folders it cannot read as os.walk
-    does. DirEntry and plain strings: a 50,000-file scan spent a second in pathlib."""
-    try:
-        with os.scandir(root) as listing:
-            entries = sorted(listing, key=lambda entry: entry.name)
-    except OSError:
-        return
-    folders = []
-    for entry in entries:
-        if _is_folder(entry):
-            if not entry.is_symlink():
-                folders.append(entry)
-        elif entry.name.endswith(".md") and not entry.name.startswith("."):
-            yield prefix + entry.name, entry
-    for folder in folders:
-        yield from corpus_files(folder.path, f"{prefix}{folder.name}/")
-
-
-def _is_folder(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
-
-
-def _unchanged(entry: os.DirEntry, known: tuple[int, int] | None) -> bool:
-    if known is None:
-        return False
-    try:
-        stat = entry.stat()
-    except OSError:
-        return False
-    return (stat.st_size, stat.st_mtime_ns) == known
-
-
-def _counts(counter: Counter) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "none"
 

@@ -40,9 +40,9 @@ import sqlite_utils
 
 from .articles import _MARKDOWN, _TAG, Article, parse_article
 from .config import Config
-from .crawl import corpus_files
 from .errors import ExportError, UnsafePathError
 from .progress import LineProgress
+from .scan import corpus_files
 from .status import ParseStatus
 from .storage import PART_PREFIX, PART_SUFFIX, clean_partial_files, safe_target
 from .urls import resolve_link

@@ -59,6 +59,7 @@ def make_plan(config: Config, links: bool = False) -> RunPlan:
     from .captures import CaptureIndex
     from .crawl import Crawler, split_links
     from .images import ImageSaver
+    from .scan import scan_corpus
 
     with tempfile.TemporaryDirectory(prefix="preserver-plan-") as folder:
         scratch = Path(folder) / "plan.db"
@@ -68,7 +69,7 @@ def make_plan(config: Config, links: bool = False) -> RunPlan:
         try:
             crawler = Crawler(replace(config, ledger_path=scratch),
                               Ledger(db, config.schedule), LineProgress(quiet=True))
-            crawler.scan()
+            scan_corpus(crawler.config, crawler.ledger, crawler.summary, crawler.progress)
             plan = RunPlan(links=links, other_archives=list(config.memento.archives))
             snapshots = crawler._due("snapshot")
             originals = crawler._due("original")

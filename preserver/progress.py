@@ -16,6 +16,11 @@ import time
 log = logging.getLogger("preserver")
 
 
+def counts_text(counter) -> str:
+    """A phase's counts for its line: "ok 3, not_found 1" (sorted), or "none"."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "none"
+
+
 class LineProgress:
     """No terminal: one line per phase when it ends (and nothing at all when quiet)."""
 

@@ -15,8 +15,6 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from .config import ScheduleConfig
 from .status import GOOD
 
@@ -45,17 +43,6 @@ def due_params(policy: ScheduleConfig, at: dt.datetime | None = None) -> dict:
     at = at or dt.datetime.now(dt.UTC)
     return {"now": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "ok_hours": policy.recheck_ok_days * 24,
             "failed_hours": policy.recheck_failed_hours}
-
-
-def due_urls(db: sqlite_utils.Database, urls: list[str], policy: ScheduleConfig,
-             at: dt.datetime | None = None) -> list[str]:
-    """The URLs of `urls` that are due, stalest (or never checked) first."""
-    with db.conn:
-        db.execute("create temp table if not exists due_candidates (url text)")
-        db.execute("delete from temp.due_candidates")
-        db.conn.executemany("insert into temp.due_candidates values (?)", [(u,) for u in urls])
-    rows = db.execute(due_sql("select url from temp.due_candidates"), due_params(policy, at))
-    return [row[0] for row in rows]
 
 
 def is_dead(failures: int, first_failed_at: str | None, policy: ScheduleConfig,

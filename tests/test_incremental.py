@@ -4,18 +4,26 @@ per dead host, incremental cron runs that cost nothing when nothing is stale, bu
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import sqlite_utils
 
 from preserver.config import ScheduleConfig
 from preserver.ledger import ensure_schema
-from preserver.schedule import due_urls, is_dead
+from preserver.schedule import due_params, due_sql, is_dead
 from tests.conftest import PNG, closed_port, run_cli, write_article, write_config
 
 WB = "https://web.archive.org/web"
 HK = "https://www.hkcnews.com"
 TS = "20210712022351"
+
+
+def due_urls(db, urls, policy, at):
+    """The URLs of `urls` that the schedule calls due, stalest first (the run's own SQL)."""
+    candidates = "select value as url from json_each(:urls)"
+    params = {**due_params(policy, at), "urls": json.dumps(urls)}
+    return [row[0] for row in db.execute(due_sql(candidates), params)]
 
 
 def corpus_of(corpus, archive, n: int, images: int = 2, prefix: str = "article"):
