@@ -264,17 +264,21 @@ class HttpClient:
     @contextlib.asynccontextmanager
     async def _first_contact(self, origin: str):
         """Until an origin has answered once, one request probes it and the others wait for
-        the outcome: a dead host costs one probe, not one per worker."""
-        probe = self._probes.get(origin)
-        if probe is None:
-            probe = self._probes[origin] = asyncio.Event()
-            try:
-                yield
-            finally:
-                probe.set()
+        the outcome: a dead host costs one probe, not one per worker. While its name fails
+        to resolve for a while (EAI_AGAIN), the probing goes on one request at a time, so
+        the origin costs its retry budget in all, then is given up for the run."""
+        while (probe := self._probes.get(origin)) is not None and not probe.is_set():
+            await probe.wait()
+        if probe is not None:
+            yield
             return
-        await probe.wait()
-        yield
+        probe = self._probes[origin] = asyncio.Event()
+        try:
+            yield
+        finally:
+            if self._dns_failures.get(origin) and origin not in self.down_hosts:
+                del self._probes[origin]  # not settled: the next request probes again
+            probe.set()
 
     async def _send(self, url: str, ask: _Ask) -> Response:
         timeout = self._timeout(ask.endpoint)

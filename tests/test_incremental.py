@@ -113,7 +113,8 @@ def test_dead_host_costs_one_probe(tmp_path, corpus, archive):
     # failure is recorded as an attempt, not as a verdict about the host
     assert {(r["status"], r["last_attempt_status"]) for r in rows} == {(None, "dns_error")}
     # one probe (NXDOMAIN), or, when the failure is temporary (no resolver at all: a machine
-    # offline), the origin's retry budget of three tries with backoff, then no more requests
+    # offline), the origin's retry budget of three tries with backoff, one at a time, then no
+    # more requests
     attempts = [r["attempts"] for r in rows]
     assert sum(attempts) in (1, 3) and attempts.count(0) >= 5, attempts
     assert all("unreachable earlier in this run" in r["error"] for r in rows
