@@ -127,7 +127,7 @@ class Archive:
                            f"at {served.timestamp}"
         else:
             result.error = f"archive answered HTTP {code}"
-            result.inconclusive = code == 429 or code >= 500  # the archive's own trouble
+            result.inconclusive = response.is_archive_trouble
 
     def _read_redirect(self, result: CheckResult, response, wayback) -> None:
         location = response.headers.get("location", "")

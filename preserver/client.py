@@ -69,6 +69,12 @@ class Response:
         gave when it was captured (an archived 429 or 503 included), not the server's own."""
         return "memento-datetime" in self.headers
 
+    @property
+    def is_archive_trouble(self) -> bool:
+        """A 429 or 5xx that is no capture: the server's own overload or outage, worth a
+        retry, and from the archive no verdict about the URL."""
+        return (self.status_code == 429 or self.status_code >= 500) and not self.is_memento
+
 
 @dataclass(frozen=True)
 class _Ask:
@@ -234,8 +240,7 @@ class HttpClient:
             url = encode_once(urljoin(url, location))
             redirects.append(url)
         response.redirects = redirects
-        if (response.status_code == 429 or response.status_code >= 500) \
-                and not response.is_memento:  # an archived 429/5xx is an answer: no retry
+        if response.is_archive_trouble:  # an archived 429/5xx is an answer: no retry
             raise _retryable(response)
         return response
 
@@ -254,6 +259,7 @@ class HttpClient:
                     self._note_failure(origin, limiter, exc, strike)
                     raise
         self.answered.add(origin)
+        self._dns_failures.pop(origin, None)  # its name resolves again: probing is over
         if endpoint in ARCHIVE_CLASSES:
             if response.status_code == 429 and not response.is_memento:
                 limiter.penalise("HTTP 429", strike)

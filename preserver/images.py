@@ -213,10 +213,7 @@ def _sha1_base32(data: bytes) -> str:
 
 def _could_not_answer(response, archive: bool) -> bool:
     """The archive's own 429/5xx, or a live host's 429: no verdict about the image."""
-    if archive:
-        return (response.status_code == 429 or response.status_code >= 500) \
-            and not response.is_memento
-    return response.status_code == 429
+    return response.is_archive_trouble if archive else response.status_code == 429
 
 
 def _failure_status(status: UrlStatus) -> ImageStatus:

@@ -157,10 +157,15 @@ def test_a_temporary_dns_failure_is_retried(tmp_path, corpus, archive, site, mon
 
     async def fetch():
         async with HttpClient(config) as client:
-            return await client.get(f"http://news.example:{site.port}/article/1")
+            url = f"http://news.example:{site.port}/article/1"
+            first = await client.get(url)
+            await asyncio.gather(*(client.get(url) for _ in range(3)))
+            # the name resolves again: its requests no longer probe one at a time
+            return first, any(probe.is_set() for probe in client._probes.values())
 
-    response = asyncio.run(fetch())
+    response, settled = asyncio.run(fetch())
     assert (response.status_code, response.attempts) == (200, 2)
+    assert settled
 
 
 def test_nxdomain_is_a_verdict_only_from_a_resolver_that_answers():
