@@ -4,8 +4,8 @@ A first run on a real corpus takes hours at the archive's limits; its users want
 before they start, and which `--max-minutes` would cut it. The plan makes no request. It scans
 the corpus into a scratch copy of the ledger (the ledger itself is not touched: no run is
 recorded, nothing changes for the next real run), then builds the run's own worklists and CDX
-plan with the run's own code (`Crawler`, `CaptureIndex.plan`), so what it calls due is what the
-run will find due. Requests are counted one per item: the least a run sends (redirects,
+plan with the run's own code (its phases' `work`, `CaptureIndex.plan`), so what it calls due is
+what the run will find due. Requests are counted one per item: the least a run sends (redirects,
 retries and 429 pauses add more; an image the index has no capture of, or a host found dead,
 costs less). The time is `progress.seconds_at_limit`, the arithmetic of the progress bars'
 ETA, applied phase by phase in the run's order: CDX prefix queries first, then archived body
@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from .config import Config
 from .ledger import Ledger, open_ledger
 from .progress import LineProgress, duration, seconds_at_limit
+from .queries import worklist_statuses
 from .status import UrlStatus
 from .urls import parse_wayback_url, rebase
 
@@ -57,8 +58,12 @@ class RunPlan:
 def make_plan(config: Config, links: bool = False) -> RunPlan:
     """The plan of a `preserver run` (with `--links` if links) on this config; no request."""
     from .captures import CaptureIndex
-    from .crawl import Crawler, split_links
+    from .crawl import Crawler
     from .images import ImageSaver
+    from .phases.images import Images
+    from .phases.links import BodyLinks
+    from .phases.originals import Originals
+    from .phases.snapshots import Snapshots
     from .scan import scan_corpus
 
     with tempfile.TemporaryDirectory(prefix="preserver-plan-") as folder:
@@ -71,21 +76,23 @@ def make_plan(config: Config, links: bool = False) -> RunPlan:
                               Ledger(db, config.schedule), LineProgress(quiet=True))
             scan_corpus(crawler.config, crawler.ledger, crawler.summary, crawler.progress)
             plan = RunPlan(links=links, other_archives=list(config.memento.archives))
-            snapshots = crawler._due("snapshot")
-            originals = crawler._due("original")
-            archived_links, live_links = split_links(list(crawler._due("link", links)))
-            embeds = split_links(list(crawler._due("embed")))  # every run checks them
+            ctx, index = crawler.context, CaptureIndex(db, None, config)
+            snapshots = Snapshots(ctx, None, index).work()
+            originals = Originals(ctx, None, index).work()
+            link_work = BodyLinks(ctx, None, None, index).work(links)  # embeds: every run
             saver = ImageSaver(None, None, config.media_path, config.security.max_image_bytes)
-            images = crawler._image_work(saver, fixity=False)  # reads no file
-            index = CaptureIndex(db, None, config)
-            queries, _ = index.plan(crawler.cdx_keys(snapshots, originals, archived_links))
-            _count_cdx(plan, index, queries, crawler.cdx_keys(snapshots, originals,
-                                                              archived_links))
-            _count_images(plan, crawler, index, images)  # from the index as it stands
+            image_phase = Images(ctx, saver, index)
+            images = image_phase.work(fixity=False)  # reads no file
+            keys = functools.partial(crawler.cdx_keys, snapshots, originals,
+                                     link_work.archived_links, image_phase.firsts())
+            queries, _ = index.plan(keys())
+            _count_cdx(plan, index, queries, keys())
+            _count_images(plan, image_phase, index, images)  # from the index as it stands
             index.assume_complete(queries)
-            _count_due(plan, config, index, snapshots, originals, archived_links, live_links)
-            _count_embeds(plan, config, index, *embeds)
-            _estimate(plan, config, archived_replays=len(archived_links)
+            _count_due(plan, config, index, snapshots, originals, link_work.archived_links,
+                       link_work.live_links)
+            _count_embeds(plan, config, index, link_work.archived_embeds, link_work.live_embeds)
+            _estimate(plan, config, archived_replays=len(link_work.archived_links)
                       - plan.from_index.get("link", 0))
         finally:
             db.close()
@@ -178,23 +185,20 @@ def _down_hosts(db, config: Config) -> set[str]:
     URLs without a request."""
     down = (UrlStatus.DNS_ERROR.value, UrlStatus.CONNECTION_ERROR.value)
     seen: dict[str, bool] = {}
-    for url, status in db.execute("select w.item, u.status from temp.worklist_original w "
-                                  "left join urls u on u.url = w.item"):
+    for url, status in worklist_statuses(db, "original"):
         host = _live_host(url, config)
         seen[host] = seen.get(host, True) and status in down
     return {host for host, all_down in seen.items() if all_down}
 
 
-def _count_images(plan: RunPlan, crawler, index, images) -> None:
+def _count_images(plan: RunPlan, image_phase, index, images) -> None:
     """One replay per image to fetch, except those the cached index already knows have no
     capture (recorded `missing` without a request). Before the index's first query that is
     unknown: every image counts."""
-    db = crawler.ledger.db
     plan.due["image"] = len(images)
-    plan.image_urls = db.execute("select count(*) from temp.image_urls where urlkey in "
-                                 "(select item from temp.worklist_images)").fetchone()[0]
+    plan.image_urls = image_phase.table.url_count()
     for urlkey in images:
-        wayback = parse_wayback_url(crawler._image_group(urlkey)[0])
+        wayback = parse_wayback_url(image_phase.group(urlkey)[0])
         if wayback is not None and index.covers(wayback.original, urlkey) and \
                 index.nearest(wayback.original, wayback.timestamp, urlkey) is None:
             continue

@@ -21,7 +21,7 @@ from .archive import Archive
 from .client import HttpClient
 from .errors import RequestFailed
 from .ledger import now
-from .status import GOOD
+from .queries import save_candidates
 
 log = logging.getLogger("preserver")
 KEY_ENV = ("IA_ACCESS_KEY_ID", "IA_SECRET_ACCESS_KEY")
@@ -36,16 +36,7 @@ def candidates(db, max_capture_age_days: float, limit: int | None = None) -> lis
     """Originals that answer on the live web and have no capture newer than the age."""
     cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(days=max_capture_age_days)).strftime(
         "%Y%m%d%H%M%S")
-    good = ", ".join("?" * len(GOOD))
-    rows = db.execute(
-        "select distinct u.url from urls u join links l on l.url = u.url "
-        f"where l.role = 'original' and u.status in ({good}) "
-        "and (coalesce(u.captures, 0) = 0 or u.last_capture < ?) "
-        "and u.url not in (select url from saves where status = 'verified' "
-        "and requested_at > ?) order by u.url",
-        [*sorted(GOOD), cutoff, _iso(cutoff)]).fetchall()
-    urls = [row[0] for row in rows]
-    return urls[:limit] if limit else urls
+    return save_candidates(db, cutoff, _iso(cutoff), limit)
 
 
 class PageSaver:

@@ -4,9 +4,10 @@ A URL is due when it was never checked, when it was healthy and `recheck_ok_days
 or when it was failing and `recheck_failed_hours` × 2^(failures − 1) have passed (capped at the
 healthy interval). A URL whose latest attempt was inconclusive (the archive overloaded, our
 network down) is due again at the next run: the outage said nothing about it. Stalest first,
-so a budgeted run makes progress on what matters and the next run resumes. As
-InternetArchiveBot does, a URL is only called dead after `dead_after_failures` conclusive
-failures in a row spread over at least `dead_after_days`: one bad day kills nothing.
+so a budgeted run makes progress on what matters and the next run resumes; the SQL that finds
+what is due is preserver.queries. As InternetArchiveBot does, a URL is only called dead after
+`dead_after_failures` conclusive failures in a row spread over at least `dead_after_days`: one
+bad day kills nothing.
 """
 
 from __future__ import annotations
@@ -16,33 +17,6 @@ import time
 from dataclasses import dataclass
 
 from .config import ScheduleConfig
-from .status import GOOD
-
-_FAR_PAST = "0000"
-
-
-_GOOD_SQL = ", ".join(f"'{status}'" for status in sorted(GOOD))
-_DUE_WHERE = f"""
-    u.url is null or u.checked_at is null
-    or u.last_attempt_conclusive = 0
-    or (julianday(:now) - julianday(u.checked_at)) * 24 >= case
-        when u.status in ({_GOOD_SQL}) then :ok_hours
-        else min(:failed_hours * (1 << min(40, max(0, coalesce(nullif(
-                 u.consecutive_failures, 0), 1) - 1))), :ok_hours) end"""
-
-
-def due_sql(candidates: str, columns: str = "c.url") -> str:
-    """A select of `columns` of the rows of `candidates` (a select with a `url` column) that
-    are due, stalest (or never checked) first. Parameters: `due_params(policy)`. SQL, so that
-    the corpus's URLs stay in the ledger instead of in memory."""
-    return (f"select {columns} from ({candidates}) c left join urls u on u.url = c.url "
-            f"where {_DUE_WHERE} order by coalesce(u.checked_at, '{_FAR_PAST}'), c.url")
-
-
-def due_params(policy: ScheduleConfig, at: dt.datetime | None = None) -> dict:
-    at = at or dt.datetime.now(dt.UTC)
-    return {"now": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "ok_hours": policy.recheck_ok_days * 24,
-            "failed_hours": policy.recheck_failed_hours}
 
 
 def is_dead(failures: int, first_failed_at: str | None, policy: ScheduleConfig,

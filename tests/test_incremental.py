@@ -11,7 +11,8 @@ import sqlite_utils
 
 from preserver.config import ScheduleConfig
 from preserver.ledger import ensure_schema
-from preserver.schedule import due_params, due_sql, is_dead
+from preserver.queries import due_params, due_sql
+from preserver.schedule import is_dead
 from tests.conftest import PNG, closed_port, run_cli, write_article, write_config
 
 WB = "https://web.archive.org/web"
