@@ -27,7 +27,7 @@ from .urls import is_http_url, parse_wayback_url, resolve_link, same_original
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # <img src>, <a href> and the embedding tags; ![](...) and [](...); Hugo shortcodes
 # `{{< video src="..." >}}`. Each pattern starts with a literal character, which lets the regex
-# engine skip through long CJK bodies (one alternation is 6x slower); the link text is matched
+# engine skip through long CJK bodies (a leading alternation cannot); the link text is matched
 # unrolled (a run of plain characters, then an escape or a bracketed part: Cloudflare's
 # `[[email protected]](/web/...)`).
 _TAG = re.compile(r"<(img|a|iframe|video|source|audio|embed)\b[^>]*?\b(?:src|href)\s*=\s*"
@@ -63,7 +63,7 @@ class _StrictYAMLHandler(frontmatter.YAMLHandler):
 
 _STRICT_YAML = _StrictYAMLHandler()
 # A double-quoted YAML scalar with no escapes but \" and \\ (written unrolled, a run of plain
-# characters then an escape, because a per-character alternation is 4x slower in `re`)
+# characters then an escape: `re` is slow on a per-character alternation)
 _PLAIN = r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]'
 _QUOTED = r'"(' + _PLAIN + r'*(?:\\["\\\\]' + _PLAIN + r'*)*)"'
 # `key: "text"`, `key:` (a list follows) or `  - "text"`, and nothing else
