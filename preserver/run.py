@@ -3,7 +3,8 @@ phases in their order (audit, scan, checks and images, saves).
 
 Every command that writes the ledger goes through `run_locked`, so each is recorded from start
 to finish whatever happens, and two never write at once. What a run does is a `RunOptions`;
-the phases themselves live in preserver.scan (no network) and preserver.crawl (the network).
+the phases themselves live in preserver.scan (no network) and preserver.phases (the network,
+in the order preserver.crawl gives them).
 """
 
 from __future__ import annotations

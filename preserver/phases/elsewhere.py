@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from ..memento import OtherArchives
 from ..progress import counts_text
 from ..queries import image_urls, urls_with_status
 from ..status import UrlStatus
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
 
 class Elsewhere:
     def __init__(self, ctx: Context, client: HttpClient, saver: ImageSaver):
-        from ..memento import OtherArchives
-
         self.ctx = ctx
         self.saver = saver
         self.others = OtherArchives(client, ctx.config.memento.timemaps)

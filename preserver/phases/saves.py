@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..progress import counts_text
+from ..saves import PageSaver, candidates, keys_from_environment
 from . import Context, pool
 
 if TYPE_CHECKING:
@@ -18,14 +19,10 @@ WORKERS = 2  # the save limit is a few a minute: more workers would only wait
 
 class Saves:
     def __init__(self, ctx: Context, client: HttpClient, archive: Archive):
-        from ..saves import PageSaver, keys_from_environment
-
         self.ctx = ctx
         self.saver = PageSaver(client, archive, ctx.config, keys_from_environment())
 
     def work(self, limit: int | None = None) -> list[str]:
-        from ..saves import candidates
-
         return candidates(self.ctx.ledger.db, self.ctx.config.save.max_capture_age_days, limit)
 
     async def run(self, urls: list[str], budget: Budget) -> None:
