@@ -267,7 +267,8 @@ class CaptureIndex:
             self.db.conn.executemany(
                 "insert or ignore into captures (urlkey, timestamp, original, mimetype, "
                 "statuscode, digest, length, query_id) values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(*r[:6], _int(r.length), query_id) for r in rows if r.urlkey and r.timestamp])
+                [(*r[:4], r.statuscode or "", r.digest or "", _int(r.length), query_id)
+                 for r in rows if r.urlkey and r.timestamp])  # '': none given (key columns)
             self.db.execute(
                 "update cdx_queries set pages = pages + 1, rows = rows + ?, resume_key = ?, "
                 "status = ?, fetched_at = case when ? is null then ? else fetched_at end, "

@@ -161,7 +161,7 @@ def _cdx_digests(db: sqlite3.Connection, urlkey: str | None, timestamp: str | No
     if not urlkey or not timestamp:
         return set()
     rows = db.execute("select digest from captures where urlkey = ? and timestamp = ? and "
-                      "digest is not null and digest != '-'", [urlkey, timestamp])
+                      "digest not in ('', '-')", [urlkey, timestamp])
     return {d if d.startswith("sha1:") else f"sha1:{d}" for (d,) in rows}
 
 

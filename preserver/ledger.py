@@ -112,7 +112,14 @@ INDEXES = [
 # images by file, case-insensitively: who else is on this path (also on a case-insensitive disk)
 RAW_INDEXES = {"idx_images_local_path_nocase": "images (local_path collate nocase)"}
 SAME_FILE = "local_path = ? collate nocase and local_path = ?"  # exact, through that index
-UNIQUE_INDEXES = [("captures", ["urlkey", "timestamp", "statuscode", "digest"])]
+UNIQUE_INDEXES: list[tuple[str, list[str]]] = []
+# Tables stored WITHOUT ROWID, keyed the way they are read: the key is the table, no index
+# copies it. captures: by urlkey, then time; its key is the old unique index (statuscode and
+# digest are '' where the CDX gave none: a key column cannot be null)
+WITHOUT_ROWID = {"captures": ("urlkey", "timestamp", "statuscode", "digest")}
+# Long URLs (percent-encoded CJK titles, 400-1,000 bytes) in index b-trees: with 4 KiB pages an
+# index entry over about 1 KB spills onto an overflow page of its own, mostly empty
+PAGE_SIZE = 16_384
 VIEWS = {
     # What every status means, to join on and to read (preserver/status.py is the contract).
     "status_meanings": """
@@ -341,6 +348,7 @@ def open_ledger(path: Path) -> sqlite_utils.Database:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite_utils.Database(path)
     db.execute("PRAGMA busy_timeout = 10000")
+    db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # a new file only; older ones: _compact
     db.enable_wal()
     db.execute("PRAGMA synchronous = NORMAL")
     ensure_schema(db)
@@ -383,10 +391,15 @@ def missing_schema(db: sqlite_utils.Database) -> list[str]:
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
-    """Create what is missing; never drops or rewrites data (only indexes superseded)."""
+    """Create what is missing; never drops or loses data (only indexes superseded; older
+    ledgers are rebuilt smaller once, see _migrate_storage)."""
+    if not db.table_names():
+        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     for name, columns in SCHEMA.items():
         table = db.table(name)
-        if not table.exists():
+        if not table.exists() and name in WITHOUT_ROWID:
+            _create_without_rowid(db, name, name)
+        elif not table.exists():
             table.create(columns, pk=PRIMARY_KEYS[name])
         else:
             missing = {c: t for c, t in columns.items() if c not in table.columns_dict}
@@ -405,6 +418,78 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         db.execute(f"create index if not exists [{name}] on {definition}")
     for name, sql in VIEWS.items():
         db.create_view(name, sql, replace=True)
+    _migrate_storage(db)
+
+
+def _create_without_rowid(db: sqlite_utils.Database, name: str, table: str) -> None:
+    """Create `table` with the columns of SCHEMA[name], keyed by WITHOUT_ROWID[name]."""
+    key = WITHOUT_ROWID[name]
+    columns = ", ".join(f"[{c}] {'INTEGER' if kind is int else 'TEXT'}"
+                        + (" NOT NULL" if c in key else "")
+                        for c, kind in SCHEMA[name].items())
+    db.execute(f"create table [{table}] ({columns}, primary key ({', '.join(key)})) "
+               "without rowid")
+
+
+def _migrate_storage(db: sqlite_utils.Database) -> None:
+    """Older ledgers, once each: tables in WITHOUT_ROWID rebuilt so (one transaction each:
+    killed, the old table stands), then the file rebuilt with PAGE_SIZE pages (_compact)."""
+    for name, key in WITHOUT_ROWID.items():
+        sql = db.execute("select sql from sqlite_master where type = 'table' and name = ?",
+                         [name]).fetchone()[0]
+        if "without rowid" in sql.lower():
+            continue
+        started, columns = time.monotonic(), ", ".join(f"[{c}]" for c in SCHEMA[name])
+        values = ", ".join(f"coalesce([{c}], '')" if c in key else f"[{c}]" for c in SCHEMA[name])
+        with db.atomic():
+            before = db.execute(f"select count(*) from [{name}]").fetchone()[0]
+            _create_without_rowid(db, name, f"{name}_new")
+            db.execute(f"insert or ignore into [{name}_new] ({columns}) select {values} "
+                       f"from [{name}] order by {', '.join(key)}")
+            after = db.execute(f"select count(*) from [{name}_new]").fetchone()[0]
+            db.execute(f"drop table [{name}]")  # and its unique index
+            db.execute(f"alter table [{name}_new] rename to [{name}]")
+            _record_migration(db, f"{name}-without-rowid", (
+                f"{name} keyed by ({', '.join(key)}) without rowid, its unique index dropped: "
+                f"{before} rows, {before - after} exact duplicates (null key columns now ''), "
+                f"{time.monotonic() - started:.1f} s"))
+    _compact(db)
+
+
+def _compact(db: sqlite_utils.Database) -> None:
+    """Rebuild a ledger with smaller pages into PAGE_SIZE pages (VACUUM: one transaction, a
+    killed one leaves the file as it was). Needs the file alone: while another connection
+    reads it (Datasette), it is left for the next run."""
+    if db.execute("pragma page_size").fetchone()[0] == PAGE_SIZE or db.conn.in_transaction \
+            or not db.execute("pragma database_list").fetchone()[2]:  # in memory
+        return
+    mode = db.execute("pragma journal_mode").fetchone()[0]
+    started, before = time.monotonic(), _file_bytes(db)
+    db.execute("PRAGMA busy_timeout = 1000")
+    try:
+        if db.execute("pragma journal_mode = delete").fetchone()[0] != "delete":
+            return
+        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+        db.execute("vacuum")
+    except sqlite3.OperationalError:  # busy: another connection has it open
+        return
+    finally:
+        db.execute(f"pragma journal_mode = {mode}")
+        db.execute("PRAGMA busy_timeout = 10000")
+    with db.atomic():
+        _record_migration(db, f"page-size-{PAGE_SIZE}", (
+            f"rebuilt with {PAGE_SIZE}-byte pages: {before:,} to {_file_bytes(db):,} bytes, "
+            f"{time.monotonic() - started:.1f} s"))
+
+
+def _file_bytes(db: sqlite_utils.Database) -> int:
+    return db.execute("pragma page_count").fetchone()[0] \
+        * db.execute("pragma page_size").fetchone()[0]
+
+
+def _record_migration(db: sqlite_utils.Database, name: str, note: str) -> None:
+    db.execute("insert or replace into migrations (name, done_at, note) values (?, ?, ?)",
+               [name, now(), note])
 
 
 class LedgerLock:
