@@ -3,7 +3,8 @@
 An article's verdict rolls up its snapshot, its original, its images and its embeds: at 49,000
 articles, working that out from `links`, `urls` and `images` takes seconds, and the views and the
 chart need it on every request (and once more for each facet). So the ledger keeps it: `health`
-holds one row per article (removed and unreadable ones too), computed by HEALTH_SQL, and the
+holds one row per article (removed and unreadable ones too), computed by HEALTH_SQL (and
+`health_missing_images` the image links not saved, by MISSING_IMAGES_SQL), and the
 `article_health` view reads it (joined to `articles` for the title and URLs, which it need not
 copy; `freshness`, relative to now, is worked out when read).
 
@@ -15,7 +16,7 @@ articles' rows and inserts them again from HEALTH_SQL restricted to them: SQL ov
 set, never a loop over the corpus. The run refreshes at its start (what a killed run left), at
 the end of every phase, when interrupted, and during a long phase at most every
 REFRESH_SECONDS. `ensure()` (from ensure_schema) creates the table and builds it whole once, and
-again whenever HEALTH_SQL changes (its fingerprint is recorded in `migrations`).
+again whenever a computing query changes (its fingerprint is recorded in `migrations`).
 """
 
 from __future__ import annotations
@@ -160,8 +161,25 @@ def computing_query(where: str = "") -> str:
 
 
 STALE_WHERE = "where a.path in (select path from health_stale_articles)"
+# Beside each article's row, its image links that are not saved (one row per link, as
+# `missing_images` shows them): that view reads these few rows instead of looking up every
+# image of every article with one missing. {where} restricts it to stale articles.
+MISSING_IMAGES_SQL = """
+    select l.article_path, l.url from links l left join images i on i.url = l.url
+    where l.role = 'image' and i.status is not 'saved' {where}"""
+MISSING_IMAGES_STALE = "and l.article_path in (select path from health_stale_articles)"
+TABLES = {  # the kept tables: columns, indexes
+    "health": ("(" + ", ".join(f"[{name}] {kind}" for name, kind in COLUMNS.items()) + ")",
+               INDEXES),
+    "health_missing_images": ("(article_path text, url text)",
+                              {"idx_health_missing_images_path": "(article_path)"}),
+}
 FINGERPRINT = "health " + hashlib.sha256(
-    (HEALTH_SQL + repr(COLUMNS) + repr(INDEXES)).encode()).hexdigest()[:16]
+    (HEALTH_SQL + MISSING_IMAGES_SQL + repr(TABLES)).encode()).hexdigest()[:16]
+
+
+def missing_images_query(where: str = "") -> str:
+    return MISSING_IMAGES_SQL.replace("{where}", where)
 
 
 def ensure(db: sqlite_utils.Database) -> None:
@@ -181,15 +199,16 @@ def ensure(db: sqlite_utils.Database) -> None:
                        f"where [{STALE_TABLES[stale]}] = {row}.[{key}]); end")
     built = db.execute("select 1 from migrations where name = ?", [FINGERPRINT]).fetchone()
     have = [row[1] for row in db.execute("pragma table_info(health)")]
-    if built and have == list(COLUMNS):
+    if built and have == list(COLUMNS) and db.table("health_missing_images").exists():
         return
     with db.atomic():
-        db.execute("drop table if exists health")
-        db.execute("create table health (" + ", ".join(
-            f"[{name}] {kind}" for name, kind in COLUMNS.items()) + ")")
-        for name, definition in INDEXES.items():
-            db.execute(f"create index [{name}] on health {definition}")
+        for table, (columns, indexes) in TABLES.items():
+            db.execute(f"drop table if exists [{table}]")
+            db.execute(f"create table [{table}] {columns}")
+            for name, definition in indexes.items():
+                db.execute(f"create index [{name}] on [{table}] {definition}")
         db.execute(f"insert into health {computing_query()}")
+        db.execute(f"insert into health_missing_images {missing_images_query()}")
         for table in STALE_TABLES:
             db.execute(f"delete from [{table}]")
         db.execute("delete from migrations where name like 'health %'")
@@ -212,5 +231,9 @@ def refresh(db: sqlite_utils.Database) -> int:
             db.execute("delete from health where path in "
                        "(select path from health_stale_articles)")
             db.execute(f"insert into health {computing_query(STALE_WHERE)}")
+            db.execute("delete from health_missing_images where article_path in "
+                       "(select path from health_stale_articles)")
+            db.execute("insert into health_missing_images "
+                       f"{missing_images_query(MISSING_IMAGES_STALE)}")
             db.execute("delete from health_stale_articles")
     return count

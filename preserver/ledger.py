@@ -103,9 +103,11 @@ PRIMARY_KEYS = {
 # role read it in order instead of sorting some 340,000 links (a 50,000-article corpus)
 LINKS_URL_COLUMNS = ["url", "role", "article_path"]
 LINKS_URL_INDEX = "idx_links_" + "_".join(LINKS_URL_COLUMNS)
-SUPERSEDED_INDEXES = ["idx_links_url"]  # dropped from older ledgers: LINKS_URL_INDEX covers it
+# dropped from older ledgers: LINKS_URL_INDEX covers the first, urls (status, checked_at) the
+# second (and serves "URLs with one status", newest first, without a sort)
+SUPERSEDED_INDEXES = ["idx_links_url", "idx_urls_status"]
 INDEXES = [
-    ("links", LINKS_URL_COLUMNS), ("links", ["article_path"]), ("urls", ["status"]),
+    ("links", LINKS_URL_COLUMNS), ("links", ["article_path"]), ("urls", ["status", "checked_at"]),
     ("checks", ["url"]), ("checks", ["run_id"]), ("images", ["status"]), ("images", ["urlkey"]),
     ("articles", ["parse_status"]), ("fixity", ["local_path"]), ("images", ["verified_at"]),
     ("cdx_queries", ["url", "match_type"]),
@@ -113,10 +115,15 @@ INDEXES = [
 # statuses that never make a URL "newly broken": good ones, and those that say nothing about it
 NOT_A_REGRESSION = GOOD | {UrlStatus.RATE_LIMITED.value, UrlStatus.EXCLUDED.value}
 REGRESSED_URLS = f"last_ok_at is not null and status not in ({sql_list(NOT_A_REGRESSION)})"
+# a URL's host, lowercased (what follows :// up to the next slash)
+URL_HOST = ("lower(substr(substr(url, instr(url, '://') + 3), 1, "
+            "instr(substr(url, instr(url, '://') + 3) || '/', '/') - 1))")
 # images by file, case-insensitively: who else is on this path (also on a case-insensitive disk)
 RAW_INDEXES = {"idx_images_local_path_nocase": "images (local_path collate nocase)",
                # the few URLs failing now that were ok once (newly_broken)
-               "idx_urls_regressed": f"urls (url) where {REGRESSED_URLS}"}
+               "idx_urls_regressed": f"urls (url) where {REGRESSED_URLS}",
+               # URLs by host ("URLs on one host" repeats the expression word for word)
+               "idx_urls_host": f"urls ({URL_HOST})"}
 SAME_FILE = "local_path = ? collate nocase and local_path = ?"  # exact, through that index
 UNIQUE_INDEXES = [("captures", ["urlkey", "timestamp", "statuscode", "digest"])]
 VIEWS = {
@@ -174,22 +181,20 @@ VIEWS = {
         left join status_meanings m on m.kind = 'url' and m.status = s.status
         where h.snapshot_status not in ({sql_list(GOOD)}) and s.status not in ({sql_list(GOOD)})
           and a.removed_at is null""",
-    # Every image of a current article that is not saved, and why. (Only the articles whose
-    # kept health counts fewer images saved than shown can have one.)
+    # Every image of a current article that is not saved, and why. (The image links not saved
+    # are kept beside the health rows, preserver.health: not every image looked up.)
     "missing_images": f"""
         select a.title, l.article_path, coalesce(i.status, u.status, 'not fetched yet')
             as status,
           coalesce(i.error, u.error, m.meaning, 'not fetched yet') as reason,
           i.capture_timestamp, coalesce(i.checked_at, u.checked_at) as checked_at, l.url,
           i.original_url, a.date, a.category
-        from health h
-        cross join links l on l.article_path = h.path
-        join articles a on a.path = l.article_path and a.removed_at is null
+        from health_missing_images l
+        cross join articles a on a.path = l.article_path and a.removed_at is null
         left join images i on i.url = l.url
         left join urls u on u.url = l.url
         left join status_meanings m on m.kind = 'image' and m.status = i.status
-        where h.images_saved < h.image_count and l.role = 'image'
-          and i.status is not '{ImageStatus.SAVED.value}'""",
+        where i.status is not '{ImageStatus.SAVED.value}'""",
     # URLs whose latest check failed while their check in an earlier run was ok/redirected.
     # Failures that say nothing about the URL are left out: rate limits anywhere, and the
     # archive being unreachable for a snapshot, an image or an embed; excluded URLs. (A URL
