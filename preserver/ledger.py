@@ -309,11 +309,16 @@ def open_readonly(path: Path) -> sqlite_utils.Database:
 
 
 def missing_schema(db: sqlite_utils.Database) -> list[str]:
-    """The tables (`name`) and columns (`table.column`) of SCHEMA this ledger lacks."""
+    """The tables (`name`) and columns (`table.column`) of SCHEMA, and the kept health tables,
+    this ledger lacks."""
     missing = []
     for name, columns in SCHEMA.items():
         have = {row[1] for row in db.execute(f"PRAGMA table_info([{name}])")}
         missing += [name] if not have else [f"{name}.{c}" for c in columns if c not in have]
+    # the kept article health the views and the report read (preserver.health)
+    missing += [name for name in health.TABLES
+                if not db.execute("select 1 from sqlite_master where type = 'table' and "
+                                  "name = ?", [name]).fetchone()]
     return missing
 
 
