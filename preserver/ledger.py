@@ -606,15 +606,16 @@ class Ledger:
         share (`regression=False`) never held the right bytes for sure."""
         if not urls:
             return
-        stamp, before = now(), self.db.conn.total_changes
+        stamp = now()
         with self.db.atomic():
-            self.db.conn.executemany(
+            # the rows this update changed (total_changes would count the triggers' too)
+            changed = self.db.conn.executemany(
                 "update images set status = ?, error = ?, damaged_at = ?, verified_at = null "
                 "where url = ? and status = ?",
                 [(ImageStatus.FAILED.value, reason, stamp, url, ImageStatus.SAVED.value)
-                 for (url,) in urls])
+                 for (url,) in urls]).rowcount
         if regression:
-            self.regressions += self.db.conn.total_changes - before
+            self.regressions += changed
 
 
 def _keeps_its_verdict(row: dict, before: str | None, inconclusive: bool) -> bool:
