@@ -5,18 +5,19 @@ articles, working that out from `links`, `urls` and `images` takes seconds, and 
 chart need it on every request (and once more for each facet). So the ledger keeps it: `health`
 holds one row per article (removed and unreadable ones too), computed by HEALTH_SQL (and
 `health_missing_images` the image links not saved, by MISSING_IMAGES_SQL), and the
-`article_health` view reads it (joined to `articles` for the title and URLs, which it need not
-copy; `freshness`, relative to now, is worked out when read).
+`article_health` view reads it (the title and URLs looked up in `articles` for the rows shown,
+not copied; `freshness`, relative to now, worked out when read).
 
-What changed is known by SQLite itself: triggers on `articles`, `links`, `urls` and `images`
-record each written key in two small tables (`health_stale_articles`, `health_stale_urls`), in
-the same transaction as the write, so even a killed run leaves them behind. `refresh()` turns the
-stale URLs into the articles that cite them (through the links' url index), deletes those
-articles' rows and inserts them again from HEALTH_SQL restricted to them: SQL over the changed
-set, never a loop over the corpus. The run refreshes at its start (what a killed run left), at
-the end of every phase, when interrupted, and during a long phase at most every
-REFRESH_SECONDS. `ensure()` (from ensure_schema) creates the table and builds it whole once, and
-again whenever a computing query changes (its fingerprint is recorded in `migrations`).
+What changed is known by SQLite itself: triggers on `articles`, `urls` and `images` (an
+article's links are written with its row) record each written key in two small tables,
+`health_stale_articles` and `health_stale_urls`, in the same transaction as the write, so even
+a killed run leaves them behind. `refresh()` turns the stale URLs into the articles that cite
+them (through the links' url index), deletes those articles' rows and inserts them again from
+the computing queries restricted to them: SQL over the changed set, never a loop over the
+corpus. The run refreshes at its start (what a killed run left), at the end of every phase,
+when interrupted, and during a long phase at most every REFRESH_SECONDS. `ensure()` (from
+ensure_schema) creates the tables and builds them whole once, and again whenever a computing
+query changes (its fingerprint is recorded in `migrations`).
 """
 
 from __future__ import annotations
@@ -121,10 +122,13 @@ INDEXES = {  # for the facets and sorts of the views, the canned queries and /ch
     "idx_health_images_missing": f"(path) where {IMAGES_MISSING}",
 }
 STALE_TABLES = {"health_stale_articles": "path", "health_stale_urls": "url"}
-# table -> (stale table, the key each written row names)
+# table -> (stale table, the key each written row names). Not `links`: an article's links are
+# only ever written with its row, in one transaction (Ledger.record_articles), so the row's
+# trigger covers them, and a trigger on links would double the cost of a scan's link inserts
+# (some 350,000 for 49,000 articles). Older ledgers lose the links triggers (DROPPED).
 WATCHED = {"articles": ("health_stale_articles", "path"),
-           "links": ("health_stale_articles", "article_path"),
            "urls": ("health_stale_urls", "url"), "images": ("health_stale_urls", "url")}
+DROPPED = ["links"]
 
 # `article_health`: the kept rows, with the title and URLs from `articles` (not copied: looked up
 # only for the rows shown, not for a count or a facet), and how fresh the snapshot's verdict is,
@@ -188,6 +192,9 @@ def ensure(db: sqlite_utils.Database) -> None:
     for table, key in STALE_TABLES.items():
         db.execute(f"create table if not exists [{table}] ([{key}] text primary key) "
                    "without rowid")
+    for table in DROPPED:
+        for event in ("insert", "update", "delete"):
+            db.execute(f"drop trigger if exists [health_{table}_{event}]")
     for table, (stale, key) in WATCHED.items():
         for event, row in (("insert", "new"), ("update", "new"), ("delete", "old")):
             # not `insert or ignore`: an outer statement's conflict policy (an upsert's)
@@ -218,7 +225,7 @@ def ensure(db: sqlite_utils.Database) -> None:
 
 
 def refresh(db: sqlite_utils.Database) -> int:
-    """Compute again the rows of the articles whose rows, links, URLs or images were written
+    """Compute again the rows of the articles whose rows (and links), URLs or images were written
     since the last refresh; how many. One transaction."""
     with db.atomic():
         db.execute(
