@@ -22,10 +22,11 @@ from typing import NamedTuple
 
 import sqlite_utils
 
+from . import health
 from .config import ScheduleConfig
 from .errors import LedgerLockedError, LedgerMissingError
 from .schedule import is_dead
-from .status import GOOD, ImageStatus, RunStatus, UrlStatus
+from .status import ARCHIVE_SIDE, BROKEN, GOOD, ImageStatus, RunStatus, UrlStatus, sql_list
 
 SCHEMA = {
     "runs": {
@@ -102,15 +103,27 @@ PRIMARY_KEYS = {
 # role read it in order instead of sorting some 340,000 links (a 50,000-article corpus)
 LINKS_URL_COLUMNS = ["url", "role", "article_path"]
 LINKS_URL_INDEX = "idx_links_" + "_".join(LINKS_URL_COLUMNS)
-SUPERSEDED_INDEXES = ["idx_links_url"]  # dropped from older ledgers: LINKS_URL_INDEX covers it
+# dropped from older ledgers: LINKS_URL_INDEX covers the first, urls (status, checked_at) the
+# second (and serves "URLs with one status", newest first, without a sort)
+SUPERSEDED_INDEXES = ["idx_links_url", "idx_urls_status"]
 INDEXES = [
-    ("links", LINKS_URL_COLUMNS), ("links", ["article_path"]), ("urls", ["status"]),
+    ("links", LINKS_URL_COLUMNS), ("links", ["article_path"]), ("urls", ["status", "checked_at"]),
     ("checks", ["url"]), ("checks", ["run_id"]), ("images", ["status"]), ("images", ["urlkey"]),
     ("articles", ["parse_status"]), ("fixity", ["local_path"]), ("images", ["verified_at"]),
     ("cdx_queries", ["url", "match_type"]),
 ]
+# statuses that never make a URL "newly broken": good ones, and those that say nothing about it
+NOT_A_REGRESSION = GOOD | {UrlStatus.RATE_LIMITED.value, UrlStatus.EXCLUDED.value}
+REGRESSED_URLS = f"last_ok_at is not null and status not in ({sql_list(NOT_A_REGRESSION)})"
+# a URL's host, lowercased (what follows :// up to the next slash)
+URL_HOST = ("lower(substr(substr(url, instr(url, '://') + 3), 1, "
+            "instr(substr(url, instr(url, '://') + 3) || '/', '/') - 1))")
 # images by file, case-insensitively: who else is on this path (also on a case-insensitive disk)
-RAW_INDEXES = {"idx_images_local_path_nocase": "images (local_path collate nocase)"}
+RAW_INDEXES = {"idx_images_local_path_nocase": "images (local_path collate nocase)",
+               # the few URLs failing now that were ok once (newly_broken)
+               "idx_urls_regressed": f"urls (url) where {REGRESSED_URLS}",
+               # URLs by host ("URLs on one host" repeats the expression word for word)
+               "idx_urls_host": f"urls ({URL_HOST})"}
 SAME_FILE = "local_path = ? collate nocase and local_path = ?"  # exact, through that index
 UNIQUE_INDEXES: list[tuple[str, list[str]]] = []
 # Tables stored WITHOUT ROWID, keyed the way they are read: the key is the table, no index
@@ -158,109 +171,42 @@ VIEWS = {
              || 'next run tries again')
         )""",
     # One row per article: snapshot, original and images rolled into one verdict; severity
-    # sorts the worst first.
-    "article_health": """
-        select path, title,
-          case severity when 1 then 'snapshot broken' when 2 then 'images missing'
-            when 3 then 'unreadable' when 4 then 'archive unreachable'
-            when 5 then 'not checked yet' when 6 then 'original gone' when 7 then 'ok'
-            else 'file removed' end as verdict,
-          problems, snapshot_status, original_status, images_saved, image_count, embeds_broken,
-          embed_count, url, original_url, date, category, year, capture_year, captures,
-          parse_status, severity, snapshot_confirmed_at,
-          case when snapshot_confirmed_at is null then
-                 case when snapshot_attempt_at is null then 'not checked yet'
-                      else 'never confirmed; last attempt ' || snapshot_attempt_status || ' '
-                           || {ATTEMPT_AGE} end
-               else 'snapshot ' || snapshot_status || ', last confirmed '
-                    || {CONFIRMED_AGE}
-                    || case when snapshot_attempt_conclusive = 0
-                            then '; last attempt ' || snapshot_attempt_status || ' '
-                                 || {ATTEMPT_AGE} else '' end
-          end as freshness
-        from (
-          select h.*,
-            case
-              when removed_at is not null then 8
-              when parse_status = 'error' then 3
-              when snapshot_status in ('ok', 'redirected') then
-                case when images_saved < image_count then 2
-                     when original_status in ('ok', 'redirected', 'excluded') then 7
-                     when original_status is null then 7  -- unknown is not gone
-                     else 6 end
-              when snapshot_status is null and snapshot_attempt_at is not null then 4
-              when snapshot_status is null
-                or (snapshot_status = 'excluded' and snapshot_method = 'config') then 5
-              when snapshot_status in ('rate_limited', 'timeout', 'dns_error',
-                'connection_error', 'tls_error', 'server_error') then 4
-              else 1
-            end as severity,
-            nullif(trim(
-              case when parse_status = 'error' then coalesce(parse_error, 'unreadable') || '; '
-                   else '' end
-              || case when snapshot_status not in ('ok', 'redirected')
-                      then 'snapshot ' || snapshot_status || '; ' else '' end
-              || case when images_saved < image_count then (image_count - images_saved)
-                      || ' of ' || image_count || ' images not saved; ' else '' end
-              || case when embeds_broken > 0 then embeds_broken || ' of ' || embed_count
-                      || ' embeds gone from the archive; ' else '' end
-              || case when original_status not in ('ok', 'redirected')
-                      then 'original ' || original_status || '; ' else '' end
-              || case when removed_at is not null then 'file removed ' || removed_at
-                      else '' end, '; '), '') as problems
-          from (
-            select a.path, a.title, a.date, substr(a.date, 1, 4) as year, a.category,
-              a.parse_status, a.parse_error, a.removed_at, s.status as snapshot_status,
-              s.method as snapshot_method, s.checked_at as snapshot_confirmed_at,
-              s.last_attempt_at as snapshot_attempt_at,
-              s.last_attempt_status as snapshot_attempt_status,
-              s.last_attempt_conclusive as snapshot_attempt_conclusive,
-              o.status as original_status, o.captures,
-              (select count(distinct l.url) from links l join images i on i.url = l.url
-                 where l.article_path = a.path and l.role = 'image' and i.status = 'saved')
-                 as images_saved,
-              coalesce(a.image_count, 0) as image_count,
-              case when a.embed_count > 0 then  -- four articles in five have none: no search
-                (select count(distinct l.url) from links l join urls e on e.url = l.url
-                 where l.article_path = a.path and l.role = 'embed' and e.status in
-                   ('not_found', 'soft_404', 'client_error', 'too_many_redirects', 'blocked',
-                    'invalid')) else 0 end as embeds_broken,
-              coalesce(a.embed_count, 0) as embed_count,
-              substr(a.snapshot_timestamp, 1, 4) as capture_year, a.url, a.original_url
-            from articles a
-            left join urls s on s.url = a.url
-            left join urls o on o.url = a.original_url
-          ) h
-        )""",
-    # Snapshots that do not resolve (now), with what is known to find another capture.
-    "broken_snapshots": """
+    # sorts the worst first. Read from the kept `health` table (preserver.health).
+    "article_health": health.VIEW_SQL,
+    # Snapshots that do not resolve (now), with what is known to find another capture. (The
+    # kept health rows find them, through a partial index: not every article's snapshot.)
+    "broken_snapshots": f"""
         select a.title, a.path, s.status, m.meaning, s.http_status, s.error, s.checked_at,
           s.last_attempt_at, s.last_attempt_status, s.first_failed_at, s.last_ok_at,
           s.consecutive_failures, s.dead,
           o.captures as original_captures, o.last_capture as original_last_capture,
           a.date, a.category, a.snapshot_timestamp, a.url, a.original_url
-        from articles a
+        from health h
+        cross join articles a on a.path = h.path
         join urls s on s.url = a.url
         left join urls o on o.url = a.original_url
         left join status_meanings m on m.kind = 'url' and m.status = s.status
-        where s.status not in ('ok', 'redirected') and a.removed_at is null""",
-    # Every image of a current article that is not saved, and why.
-    "missing_images": """
+        where h.snapshot_status not in ({sql_list(GOOD)}) and s.status not in ({sql_list(GOOD)})
+          and a.removed_at is null""",
+    # Every image of a current article that is not saved, and why. (The image links not saved
+    # are kept beside the health rows, preserver.health: not every image looked up.)
+    "missing_images": f"""
         select a.title, l.article_path, coalesce(i.status, u.status, 'not fetched yet')
             as status,
           coalesce(i.error, u.error, m.meaning, 'not fetched yet') as reason,
           i.capture_timestamp, coalesce(i.checked_at, u.checked_at) as checked_at, l.url,
           i.original_url, a.date, a.category
-        from links l
-        join articles a on a.path = l.article_path and a.removed_at is null
+        from health_missing_images l
+        cross join articles a on a.path = l.article_path and a.removed_at is null
         left join images i on i.url = l.url
         left join urls u on u.url = l.url
         left join status_meanings m on m.kind = 'image' and m.status = i.status
-        where l.role = 'image' and i.status is not 'saved'""",
+        where i.status is not '{ImageStatus.SAVED.value}'""",
     # URLs whose latest check failed while their check in an earlier run was ok/redirected.
     # Failures that say nothing about the URL are left out: rate limits anywhere, and the
-    # archive being unreachable for a snapshot, an image or an embed; excluded URLs.
-    "newly_broken": """
+    # archive being unreachable for a snapshot, an image or an embed; excluded URLs. (A URL
+    # once ok has last_ok_at, never cleared: a partial index holds the few failing since.)
+    "newly_broken": f"""
         select url, role, was, status, error,
           (select a.title from articles a where a.path =
              (select min(article_path) from links where url = n.url)) as title,
@@ -277,17 +223,17 @@ VIEWS = {
           join checks prev on prev.id = (select max(c.id) from checks c
                                          where c.url = u.url and c.run_id < cur.run_id
                                          and coalesce(c.conclusive, 1))
-          where u.status not in ('ok', 'redirected', 'rate_limited', 'excluded')
-            and cur.status not in ('ok', 'redirected', 'rate_limited', 'excluded')
-            and prev.status in ('ok', 'redirected')
+          where u.last_ok_at is not null and u.status not in ({sql_list(NOT_A_REGRESSION)})
+            and cur.status not in ({sql_list(NOT_A_REGRESSION)})
+            and prev.status in ({sql_list(GOOD)})
         ) n
-        where not (role in ('snapshot', 'image', 'embed') and status in ('timeout', 'dns_error',
-                   'connection_error', 'tls_error', 'server_error'))""",
-    # How the corpus is doing, by publication year and category.
-    # (materialized: each verdict is worked out once, not once per sum)
+        where not (role in ('snapshot', 'image', 'embed')
+                   and status in ({sql_list(ARCHIVE_SIDE - {UrlStatus.RATE_LIMITED.value})}))""",
+    # How the corpus is doing, by publication year and category (from the kept health).
+    # (materialized: each verdict is read once, not once per sum)
     "health_by_year": """
         with h as materialized (
-          select year, category, verdict from article_health where verdict != 'file removed'
+          select year, category, verdict from health where verdict != 'file removed'
         )
         select year, category, count(*) as articles,
           sum(verdict in ('ok', 'original gone')) as preserved,
@@ -300,29 +246,18 @@ VIEWS = {
           sum(verdict = 'original gone') as original_gone
         from h
         group by year, category""",
-    # Snapshot status by the year of the capture the article cites (the chart page draws it).
-    "snapshots_by_capture_year": """
-        select substr(a.snapshot_timestamp, 1, 4) as capture_year, count(*) as snapshots,
-          sum(s.status = 'ok') as ok, sum(s.status = 'redirected') as redirected,
-          sum(s.status in ('not_found', 'soft_404', 'client_error', 'too_many_redirects',
-              'blocked', 'invalid')) as broken,
-          sum(s.status is null or s.status in ('rate_limited', 'timeout', 'dns_error',
-              'connection_error', 'tls_error', 'server_error', 'excluded')) as not_checked
-        from articles a
-        left join urls s on s.url = a.url
-        where a.removed_at is null and a.snapshot_timestamp is not null
+    # Snapshot status by the year of the capture the article cites (the chart page draws it),
+    # from the kept health (capture_year is null where the article cites no snapshot).
+    "snapshots_by_capture_year": f"""
+        select capture_year, count(*) as snapshots,
+          sum(snapshot_status = 'ok') as ok, sum(snapshot_status = 'redirected') as redirected,
+          sum(snapshot_status in ({sql_list(BROKEN)})) as broken,
+          sum(snapshot_status is null or snapshot_status in
+              ({sql_list(ARCHIVE_SIDE | {UrlStatus.EXCLUDED.value})})) as not_checked
+        from health
+        where verdict != 'file removed' and capture_year is not null
         group by 1""",
 }
-def _age_sql(column: str) -> str:
-    """How long ago an ISO time was, in words a person reads at a glance."""
-    days = f"(julianday('now') - julianday({column}))"
-    return (f"(case when {days} < 1 then 'today' when {days} < 2 then 'yesterday' "
-            f"else cast({days} as integer) || ' days ago' end)")
-
-
-VIEWS["article_health"] = VIEWS["article_health"].replace(
-    "{CONFIRMED_AGE}", _age_sql("snapshot_confirmed_at")).replace(
-    "{ATTEMPT_AGE}", _age_sql("snapshot_attempt_at"))
 # The links of current articles (file there and readable), as `links l`: a short list of paths
 # to leave out rather than a join of every link with its article. Report and crawl share it.
 CURRENT_LINKS = ("links l where l.article_path not in (select path from articles "
@@ -382,11 +317,16 @@ def open_readonly(path: Path) -> sqlite_utils.Database:
 
 
 def missing_schema(db: sqlite_utils.Database) -> list[str]:
-    """The tables (`name`) and columns (`table.column`) of SCHEMA this ledger lacks."""
+    """The tables (`name`) and columns (`table.column`) of SCHEMA, and the kept health tables,
+    this ledger lacks."""
     missing = []
     for name, columns in SCHEMA.items():
         have = {row[1] for row in db.execute(f"PRAGMA table_info([{name}])")}
         missing += [name] if not have else [f"{name}.{c}" for c in columns if c not in have]
+    # the kept article health the views and the report read (preserver.health)
+    missing += [name for name in health.TABLES
+                if not db.execute("select 1 from sqlite_master where type = 'table' and "
+                                  "name = ?", [name]).fetchone()]
     return missing
 
 
@@ -416,6 +356,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         db.table(name).create_index(columns, if_not_exists=True, unique=True)
     for name, definition in RAW_INDEXES.items():
         db.execute(f"create index if not exists [{name}] on {definition}")
+    health.ensure(db)
     for name, sql in VIEWS.items():
         db.create_view(name, sql, replace=True)
     _migrate_storage(db)
@@ -541,6 +482,18 @@ class Ledger:
         self.run_id: int | None = None
         self.regressions = 0
         self.checks = 0
+        self._health_refreshed = time.monotonic()
+
+    def refresh_health(self) -> int:
+        """Bring the kept `health` rows up to date with what was written (preserver.health)."""
+        self._health_refreshed = time.monotonic()
+        return health.refresh(self.db)
+
+    def _refresh_health_if_due(self) -> None:
+        """During a long phase: at most every health.REFRESH_SECONDS, outside a transaction."""
+        if (time.monotonic() - self._health_refreshed >= health.REFRESH_SECONDS
+                and not self.db.conn.in_transaction):
+            self.refresh_health()
 
     def start_run(self, command: str, corpus_path: str) -> int:
         self._close_abandoned_runs()
@@ -626,6 +579,7 @@ class Ledger:
             for keys in {tuple(s) for s in states}:  # rows with and without coverage
                 _upsert_rows(self.db, "urls", "url", [s for s in states if tuple(s) == keys])
         self.checks += len(results)
+        self._refresh_health_if_due()
 
     def _url_state(self, result, checked_at: str) -> dict:
         previous = self.db.execute(
@@ -698,6 +652,7 @@ class Ledger:
                 self.record_checks(checks)
             stamp = now()
             _upsert_rows(self.db, "images", "url", [{**r, "checked_at": stamp} for r in rows])
+        self._refresh_health_if_due()
 
 
     def migration_done(self, name: str) -> bool:
@@ -736,15 +691,16 @@ class Ledger:
         share (`regression=False`) never held the right bytes for sure."""
         if not urls:
             return
-        stamp, before = now(), self.db.conn.total_changes
+        stamp = now()
         with self.db.atomic():
-            self.db.conn.executemany(
+            # the rows this update changed (total_changes would count the triggers' too)
+            changed = self.db.conn.executemany(
                 "update images set status = ?, error = ?, damaged_at = ?, verified_at = null "
                 "where url = ? and status = ?",
                 [(ImageStatus.FAILED.value, reason, stamp, url, ImageStatus.SAVED.value)
-                 for (url,) in urls])
+                 for (url,) in urls]).rowcount
         if regression:
-            self.regressions += self.db.conn.total_changes - before
+            self.regressions += changed
 
 
 def _keeps_its_verdict(row: dict, before: str | None, inconclusive: bool) -> bool:

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import sqlite_utils
 
 from .ledger import CURRENT_LINKS
-from .status import GOOD, UrlStatus
+from .status import GOOD, UrlStatus, sql_list
 
 WORST_ARTICLES = 10
 CHANGES_SHOWN = 20
@@ -98,21 +98,25 @@ def _changes(db, run_id: int | None) -> dict:
 
 
 def _worst_articles(db) -> list[dict]:
-    """Articles ranked by what is lost: snapshot gone, images not saved, original gone."""
+    """Articles ranked by what is lost: snapshot gone, images not saved, original gone. From
+    the kept health rows (preserver.health), where its image links not saved are counted."""
+    good = sql_list(GOOD)
     return list(db.query(
-        """select a.path, a.title, s.status as snapshot, o.status as original,
-             (select count(*) from links l left join images i on i.url = l.url
-               where l.article_path = a.path and l.role = 'image'
-                 and coalesce(i.status, '') != 'saved') as images_unsaved,
+        f"""select w.path, a.title, w.snapshot, w.original, w.images_unsaved,
              a.image_count as images
-           from articles a
-           left join urls s on s.url = a.url
-           left join urls o on o.url = a.original_url
-           where a.removed_at is null and a.parse_status != 'error'
-           order by (coalesce(s.status, '') not in ('ok', 'redirected')) * 100
-                    + images_unsaved * 10
-                    + (coalesce(o.status, '') not in ('ok', 'redirected')) desc, a.path
-           limit ?""", [WORST_ARTICLES]))
+           from (
+             select *, (coalesce(snapshot, '') not in ({good})) * 100 + images_unsaved * 10
+                       + (coalesce(original, '') not in ({good})) as loss
+             from (
+               select h.path, h.snapshot_status as snapshot, h.original_status as original,
+                 (select count(*) from health_missing_images m where m.article_path = h.path)
+                   as images_unsaved
+               from health h
+               where h.verdict != 'file removed' and h.parse_status != 'error')
+             order by loss desc, path
+             limit ?) w
+           join articles a on a.path = w.path
+           order by w.loss desc, w.path""", [WORST_ARTICLES]))
 
 
 # -- formats --------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """One run of preserver: the ledger's lock, the run's record in `runs`, signals, and the
-phases in their order (audit, scan, checks and images, saves).
+phases in their order (audit, scan, checks and images, saves), each followed by a refresh of the
+kept article health (preserver.health).
 
 Every command that writes the ledger goes through `run_locked`, so each is recorded from start
 to finish whatever happens, and two never write at once. What a run does is a `RunOptions`;
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 from dataclasses import dataclass, field
 
 from .audit import AuditPlan, read_targets, verdicts
@@ -65,6 +67,7 @@ def run_locked(config: Config, options: RunOptions,
     with LedgerLock(config.ledger_path), _signals_interrupt():
         ledger = Ledger(open_ledger(config.ledger_path), config.schedule)
         ledger.start_run(options.command, str(config.corpus_path))
+        _refresh_health(ledger)  # what a killed run wrote and left unrefreshed
         crawler = Crawler(config, ledger, progress)
         status, error, rows = RunStatus.COMPLETED, None, []
         try:
@@ -79,6 +82,7 @@ def run_locked(config: Config, options: RunOptions,
             log.exception("run failed")
         finally:
             crawler.progress.close()
+            _refresh_health(ledger)  # also when interrupted or failed: as far as it got
         summary = crawler.summary.as_dict()
         ledger.finish_run(status, summary, error)
     return RunOutcome(status, summary, error, rows)
@@ -93,15 +97,30 @@ def _phases(config: Config, ledger: Ledger, crawler: Crawler, options: RunOption
     if options.audit is not None:
         targets = read_targets(config, ledger, options.audit)
         _run_async(crawler.check_and_save(budget=options.budget, audit=targets))
+        ledger.refresh_health()
         rows = verdicts(ledger, targets)
     if options.scan:
         scan_corpus(config, ledger, crawler.summary, crawler.progress)
+        ledger.refresh_health()
     if options.check or options.images:
         _run_async(crawler.check_and_save(check=options.check, images=options.images,
                                           budget=options.budget, links=options.links))
+        ledger.refresh_health()
     if options.save:
         _run_async(crawler.save_pages(options.save_limit, options.budget))
+        ledger.refresh_health()
     return rows
+
+
+def _refresh_health(ledger: Ledger) -> None:
+    """Refresh the kept article health (preserver.health). If that fails or is cut short, what
+    is stale stays recorded in the ledger and the next run refreshes it: a warning, not a failed
+    run."""
+    try:
+        ledger.refresh_health()
+    except (KeyboardInterrupt, asyncio.CancelledError, sqlite3.Error) as exc:
+        log.warning("article health not refreshed (the next run does it): %s",
+                    exc or type(exc).__name__)
 
 
 @contextlib.contextmanager

@@ -49,6 +49,19 @@ LIVE_INCONCLUSIVE = frozenset({UrlStatus.RATE_LIMITED, UrlStatus.TIMEOUT,
                                UrlStatus.DNS_ERROR, UrlStatus.CONNECTION_ERROR})
 
 
+# What the views and reports call each URL status (one place says it; preserver.health and the
+# Datasette views build their SQL lists from these): good (GOOD), could-not-ask (ARCHIVE_SIDE:
+# inconclusive when the archive is asked), not looked at (EXCLUDED), and broken: every other
+# status, a conclusive answer that the URL does not resolve.
+BROKEN = frozenset(s.value for s in UrlStatus) - GOOD - ARCHIVE_SIDE - {UrlStatus.EXCLUDED.value}
+
+
+def sql_list(values) -> str:
+    """Statuses as an SQL list for `in (...)`, sorted: the same set always reads the same (a
+    partial index applies only to a query whose WHERE repeats the index's text)."""
+    return ", ".join(f"'{v}'" for v in sorted(str(v) for v in values))
+
+
 class ImageStatus(StrEnum):
     SAVED = "saved"  # bytes on disk, validated, hash recorded
     MISSING = "missing"  # the archive never captured it

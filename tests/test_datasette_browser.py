@@ -29,6 +29,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
+from preserver import health
 from preserver import serve as serve_module
 from preserver.ledger import SCHEMA, VIEWS, open_ledger
 from preserver.status import ImageStatus, UrlStatus
@@ -433,7 +434,7 @@ def test_metadata_describes_every_table_view_and_column(tmp_path):
     database = metadata["databases"]["ledger"]
     assert "/ledger/article_health" in metadata["description_html"]
     db = open_ledger(tmp_path / "ledger.db")
-    for name in [*SCHEMA, *VIEWS]:
+    for name in [*SCHEMA, *VIEWS, *health.TABLES, *health.STALE_TABLES]:
         table = database["tables"][name]
         assert table.get("title") and table.get("description"), name
         assert set(table["columns"]) == set(db[name].columns_dict), name
