@@ -70,7 +70,7 @@ from preserver.archive import Archive, CdxRow  # noqa: E402
 from preserver.captures import CaptureIndex  # noqa: E402
 from preserver.config import ArchiveConfig, load_config  # noqa: E402
 from preserver.images import ImageSaver, sniff_image_type  # noqa: E402
-from preserver.ledger import Ledger, LedgerLock, now, open_ledger  # noqa: E402
+from preserver.ledger import ARTICLE_COLUMNS, Ledger, LedgerLock, now, open_ledger  # noqa: E402
 from preserver.scan import corpus_files, read_articles  # noqa: E402
 from preserver.serve import METADATA, PLACEHOLDER, database_name  # noqa: E402
 from preserver.status import CheckResult, ImageStatus, RunStatus, UrlStatus  # noqa: E402
@@ -80,6 +80,7 @@ from tests.servers import WaybackArchive  # noqa: E402
 from tests.servers.cdx import FIELDS  # noqa: E402
 
 BEGIN, END = "<!-- browse-bench: begin -->", "<!-- browse-bench: end -->"
+TITLE = "## Browsing the ledger (`bench/browse_bench.py`)"
 # issue 15's stopped first run: 49,158 articles, 140,743 URLs checked (every snapshot from the
 # CDX index, then about 94,668 image requests; the dead site's host given up early)
 ISSUE_ARTICLES, ISSUE_URLS_CHECKED = 49_158, 140_743
@@ -87,6 +88,7 @@ BATCH = 2000  # results a run writes per transaction (crawl's batches)
 IMAGE_BATCH = 200  # images per transaction while building (a run writes one; same rows)
 ARCHIVE = "https://web.archive.org"
 EXTRA_PAGES = [("article_health", {"verdict": "images missing"})]  # issue 15's second row
+CATEGORY, DATE = ARTICLE_COLUMNS.index("category"), ARTICLE_COLUMNS.index("date")
 LISTINGS = [("preserver report", ["report"]), ("preserver list", ["list"]),
             ("preserver list --format json", ["list", "--format", "json"])]
 
@@ -134,8 +136,8 @@ class Corpus:
         read = cls()
         files = [path for path, _ in corpus_files(root)]
         for article in read_articles(root, files, max_bytes):
-            read.categories[article.path] = article.values[4] or ""
-            read.dates[article.path] = article.values[2] or ""
+            read.categories[article.path] = article.values[CATEGORY] or ""
+            read.dates[article.path] = article.values[DATE] or ""
             for _, url, role, _ in article.links:
                 found.setdefault(role, {})[url] = None
         read.roles = {role: list(urls) for role, urls in found.items()}
@@ -543,12 +545,12 @@ def run(args: argparse.Namespace, folder: Path) -> str:
                          f"{max(walls):.2f}) | {statistics.median(m.cpu for m in runs):.2f} | "
                          f"{max(m.rss_mb for m in runs):.1f} |" + (f" exit {bad}" if bad else ""))
     command = shlex.join(["python", "bench/browse_bench.py", "--articles", str(args.articles),
-                          "--repeat", str(args.repeat), "--writer-pace", f"{args.writer_pace:g}"])
+                          "--repeat", str(args.repeat), "--writer-pace", f"{args.writer_pace:g}",
+                          "--label", args.label])
     images = ", ".join(f"{k.split()[1]} {v:,}" for k, v in built.items()
                        if k.startswith("image ") and k != "image keys")
     text = "\n".join([
-        BEGIN,
-        f"## Browsing the ledger ({args.label})",
+        f"### {args.label}",
         "",
         f"Command: `{command}`",
         "",
@@ -597,9 +599,22 @@ def run(args: argparse.Namespace, folder: Path) -> str:
         "| name | kind | rows | MB | % of file |",
         "|---|---|---|---|---|",
         *size_rows,
-        END,
     ])
-    return scrub(text, folder)
+    return scrub(text, folder) + "\n"
+
+
+def put_section(part: str, label: str, out: Path) -> None:
+    """This run's part replaces the one of the same label (`### before`, `### after`) in the
+    section between the markers; the other labels' parts stay, so before and after sit side
+    by side."""
+    text = out.read_text(encoding="utf-8") if out.exists() else ""
+    inner = text.split(BEGIN, 1)[1].split(END, 1)[0] if BEGIN in text and END in text else ""
+    parts = {m.group(1): m.group(0) for m in re.finditer(r"^### ([^\n]*)\n.*?(?=^### |\Z)", inner,
+                                                          re.M | re.S)}
+    parts[label] = part
+    section = "\n".join([BEGIN, TITLE, "", *(p.rstrip("\n") + "\n" for p in parts.values()),
+                         END])
+    list_bench.put_section(section, out, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -629,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(folder, ignore_errors=True)
     print(section)
-    list_bench.put_section(section, args.out, BEGIN, END)
+    put_section(section, args.label, args.out)
     return 0
 
 

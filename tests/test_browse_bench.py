@@ -49,3 +49,16 @@ def test_browse_bench_on_a_tiny_ledger(tmp_path, shared_corpus):
     out.write_text(again, encoding="utf-8")
     kept = other_sections(out)  # what bench/run.py keeps when it rewrites the file
     assert LIST_SECTION in kept and "| old index page" in kept and browse_bench.END in kept
+
+
+def test_before_and_after_sit_side_by_side(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# Benchmarks\n\n" + LIST_SECTION, encoding="utf-8")
+    browse_bench.put_section("### before\n\n| page | 5.0 |\n", "before", out)
+    browse_bench.put_section("### after\n\n| page | 0.1 |\n", "after", out)
+    browse_bench.put_section("### before\n\n| page | 4.0 |\n", "before", out)
+    text = out.read_text(encoding="utf-8")
+    assert text.count(browse_bench.BEGIN) == 1 and text.count(browse_bench.TITLE) == 1
+    assert "| page | 4.0 |" in text and "| page | 0.1 |" in text and "5.0" not in text
+    assert text.index("### before") < text.index("### after")
+    assert LIST_SECTION in text
