@@ -366,10 +366,11 @@ def pages(db_name: str, params: dict[str, str]) -> tuple[list[Page], list[str]]:
 
 @dataclass
 class Timed:
-    times: list[float]
-    status: set[int]
-    too_long: bool  # Datasette's SQL time limit stopped the page's query
-    facets_timed_out: list[str]
+    times: list[float] = field(default_factory=list)
+    status: set[int] = field(default_factory=set)
+    too_long: bool = False  # Datasette's SQL time limit stopped the page's query
+    timed_out: Counter = field(default_factory=Counter)  # facet -> loads it timed out in
+    json_timed_out: set[str] = field(default_factory=set)  # missing from the .json form
 
     @property
     def median(self) -> float:
@@ -379,27 +380,31 @@ class Timed:
         mark = "" if self.status == {200} else f" (HTTP {'/'.join(map(str, sorted(self.status)))})"
         return f"{self.median:.2f} ({min(self.times):.2f}–{max(self.times):.2f}){mark}"
 
+    def facets(self) -> str:
+        named = [f"{f} {n}/{len(self.times)}" for f, n in sorted(self.timed_out.items())]
+        named += [f"{f} (.json)" for f in sorted(self.json_timed_out - set(self.timed_out))]
+        return ", ".join(named) or "none"
 
-def time_page(client: httpx.Client, page: Page, repeat: int) -> Timed:
-    times, status, too_long, timed_out = [], set(), False, []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        response = client.get(page.path)
-        body = response.text  # read to the end, as a browser's first request does
-        times.append(time.perf_counter() - start)
-        status.add(response.status_code)
-        too_long |= "took too long" in body
-        found = re.search(r"These facets timed out: ([^<]*)<", body)
-        if found:
-            timed_out += [f.strip() for f in found.group(1).split(",")]
-    if page.json_path:  # Datasette 0.65's JSON leaves a timed-out facet out of its results
+
+def time_page(client: httpx.Client, page: Page, timed: Timed, ask_json: bool) -> None:
+    """One full GET of the page into `timed`; with ask_json, its .json form as well."""
+    start = time.perf_counter()
+    response = client.get(page.path)
+    body = response.text  # read to the end, as a browser's first request does
+    timed.times.append(time.perf_counter() - start)
+    timed.status.add(response.status_code)
+    timed.too_long |= "took too long" in body
+    found = re.search(r"These facets timed out: ([^<]*)<", body)
+    if found:
+        timed.timed_out.update(f.strip() for f in found.group(1).split(","))
+    if page.json_path and ask_json:  # Datasette 0.65's JSON leaves a timed-out facet out
         answer = client.get(page.json_path)
         if answer.status_code == 200:
             data = answer.json()
-            timed_out += data.get("facets_timed_out", [])
-            timed_out += [f for f in page.facets if f not in data.get("facet_results", {})]
-        too_long |= "took too long" in answer.text
-    return Timed(times, status, too_long, sorted(set(timed_out)))
+            timed.json_timed_out |= set(data.get("facets_timed_out", []))
+            timed.json_timed_out |= {f for f in page.facets
+                                     if f not in data.get("facet_results", {})}
+        timed.too_long |= "took too long" in answer.text
 
 
 @dataclass
@@ -513,28 +518,37 @@ def run(args: argparse.Namespace, folder: Path) -> str:
     server = Server.start(config, folder)
     try:
         settings = server.settings()
+        idle = {p.path: Timed() for p in listed}
+        busy = {p.path: Timed() for p in listed}
+        left = groups[keys:] or groups  # the images the first run did not reach
+        wrote = Counter()
         with httpx.Client(base_url=server.base, timeout=600) as client:
-            idle = {p.path: time_page(client, p, args.repeat) for p in listed}
-            loads["idle pages"] = load()
-            listings = [(name, [measure([str(BIN / "preserver"), *cmd, "--config", str(config)],
-                                        folder, folder / "listing", 600)
-                                for _ in range(args.repeat)]) for name, cmd in LISTINGS]
-            left = groups[keys:] or groups  # the images the first run did not reach
-            writing = Writer.start(folder, config, left, args.writer_pace)
-            try:
-                time.sleep(args.writer_warmup)
-                busy = {p.path: time_page(client, p, args.repeat) for p in listed}
-                loads["writer pages"] = load()
-            finally:
-                wrote = writing.stop()
+            # idle and writing passes alternate, so a change in the machine's other load
+            # falls on both alike
+            for round_ in range(args.repeat):
+                for page in listed:
+                    time_page(client, page, idle[page.path], ask_json=round_ == 0)
+                loads[f"idle pass {round_ + 1}"] = load()
+                writing = Writer.start(folder, config, left, args.writer_pace)
+                try:
+                    time.sleep(args.writer_warmup)
+                    for page in listed:
+                        time_page(client, page, busy[page.path], ask_json=round_ == 0)
+                    loads[f"writer pass {round_ + 1}"] = load()
+                finally:
+                    done = writing.stop()
+                wrote.update(done)
+                left = left[done["images"]:] or left
+        listings = [(name, [measure([str(BIN / "preserver"), *cmd, "--config", str(config)],
+                                    folder, folder / "listing", 600)
+                            for _ in range(args.repeat)]) for name, cmd in LISTINGS]
     finally:
         server.stop()
 
     rows = []
     for page in listed:
         a, b = idle[page.path], busy[page.path]
-        out = ", ".join(a.facets_timed_out) or "none"
-        out_busy = ", ".join(b.facets_timed_out) or "none"
+        out, out_busy = a.facets(), b.facets()
         limit = "/".join(x for x, t in (("idle", a), ("writer", b)) if t.too_long) or "no"
         rows.append(f"| {page.label} | {a.cell()} | {b.cell()} | {out} | {out_busy} | {limit} |")
     list_rows = []
@@ -569,16 +583,17 @@ def run(args: argparse.Namespace, folder: Path) -> str:
         f"- size: {size_summary}",
         f"- `preserver serve` with its own settings: sql_time_limit_ms "
         f"{settings.get('sql_time_limit_ms')}, facet_time_limit_ms "
-        f"{settings.get('facet_time_limit_ms')}; each page {args.repeat} times, a full HTML GET "
-        "on one connection; median (min–max) seconds; facets timed out: named by the page "
-        "(*These facets timed out*) or missing from its `.json` form's facet results (the "
-        "metadata's facets, asked once more); SQL limit: a page that hit "
+        f"{settings.get('facet_time_limit_ms')}; {args.repeat} rounds, each an idle pass then a "
+        "pass with the writer, each pass one full HTML GET of every page on one connection; "
+        "median (min–max) seconds; facets timed out: in how many of the page's loads it said "
+        "*These facets timed out*, or (.json) missing from the facet results of its `.json` "
+        "form (asked in the first round); SQL limit: a page that hit "
         "`sql_time_limit_ms` (HTTP 400 *took too long*)",
         f"- with writer: another process holding the ledger's lock, writing the images the first "
         f"run did not reach as a run's image phase does (one `Ledger.record_images` transaction "
         f"per image, with its checks) at {args.writer_pace:g} images a second (preserver's "
-        f"default replay pace); it wrote {wrote['images']:,} images in {wrote['seconds']} s, "
-        f"starting {args.writer_warmup:g} s before the first page",
+        f"default replay pace), started afresh for each pass {args.writer_warmup:g} s before "
+        f"its first page; it wrote {wrote['images']:,} images in {wrote['seconds']:,.0f} s",
         *([f"- query parameters left empty (no realistic value known): {', '.join(unknown)}"]
           if unknown else []),
         "",
