@@ -101,7 +101,8 @@ def write_section(path: Path, section: str) -> None:
     """Replace (or append) the Exports section; the rest of the file stays as it is."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     section = section.rstrip("\n") + "\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
+    # up to the next section: a `## ` title, or another benchmark's `<!-- ... -->` marker
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |^<!-- |\Z)", re.M | re.S)
     if pattern.search(text):
         text = pattern.sub(lambda m: section + ("\n" if m.end() < len(text) else ""), text)
     else:

@@ -101,15 +101,21 @@ def fill(ledger: Path) -> dict:
 
 def build(folder: Path, articles: int) -> Path:
     corpus.generate(folder / "corpus", articles)
+    config = scan(folder)
+    shutil.rmtree(folder / "corpus")  # `list` reads the ledger alone
+    return config
+
+
+def scan(folder: Path) -> Path:
+    """`preserver scan` of folder/corpus into folder/preserver.db; returns its config.toml."""
     settings = {"corpus": {"path": str(folder / "corpus")},
                 "ledger": {"path": str(folder / "preserver.db")},
                 "media": {"path": str(folder / "media")}}
     config = write_toml(settings, folder / "config.toml")
-    scan = measure([str(BIN / "preserver"), "scan", "--config", str(config)], folder,
+    done = measure([str(BIN / "preserver"), "scan", "--config", str(config)], folder,
                    folder / "scan", 3600)
-    if scan.code != 0:
-        raise SystemExit(f"scan failed ({scan.code}): {scan.stderr[-2000:]}")
-    shutil.rmtree(folder / "corpus")  # `list` reads the ledger alone
+    if done.code != 0:
+        raise SystemExit(f"scan failed ({done.code}): {done.stderr[-2000:]}")
     return config
 
 
@@ -174,11 +180,13 @@ def run(args: argparse.Namespace, folder: Path) -> str:
     ])
 
 
-def put_section(section: str, out: Path) -> None:
+def put_section(section: str, out: Path, begin: str = BEGIN, end: str = END) -> None:
+    """The section (which starts with `begin` and ends with `end`) replaces the one between
+    those markers in out, or is appended."""
     text = out.read_text(encoding="utf-8") if out.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     out.write_text(text, encoding="utf-8")

@@ -707,24 +707,25 @@ def main(argv: list[str] | None = None) -> int:
         extra = [run_scan(args, tmp)] if args.scan_articles > 0 else []
         extra += run_whole(args, tmp) if args.whole_articles > 0 else []
         text = report(b, results, extra, started)
-        exports = _section(args.out, "## Exports")
+        others = other_sections(args.out)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     print(text)
-    args.out.write_text(text, encoding="utf-8")
-    if exports:  # bench/export_bench.py's section is its own: kept
-        from bench.export_bench import write_section
-
-        write_section(args.out, exports)
+    args.out.write_text(text + others, encoding="utf-8")
     return 0
 
 
-def _section(path: Path, title: str) -> str:
-    """A `## ` section of an existing file, up to the next one ("" if none)."""
+def other_sections(path: Path) -> str:
+    """What follows this benchmark's own part of an existing file (after its *Exact commands*):
+    the sections the other benchmarks write (list, browse, exports, between their markers or
+    under their own `## ` titles) are kept as they are ("" if none)."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    found = re.search(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", text, re.M | re.S)
-    return found.group(0).rstrip("\n") + "\n" if found else ""
+    own = re.search(r"^## Exact commands\n", text, re.M)
+    if own is None:  # none of this benchmark's output yet: all of it is the others'
+        return "\n" + text if text.strip() else ""
+    after = re.search(r"^(?:<!-- |## )", text[own.end():], re.M)
+    return text[own.end() + after.start():] if after else ""
 
 
 if __name__ == "__main__":
