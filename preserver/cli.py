@@ -11,10 +11,8 @@ Exit codes (documented in the README; cron relies on them):
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -23,9 +21,22 @@ from . import __version__
 from .audit import AuditUsageError, plan_audit
 from .broken import FORMATS as BROKEN_FORMATS
 from .broken import Filters, broken_articles, failing_urls, parse_since, write_articles, write_urls
-from .config import load_config
-from .errors import ConfigError, LedgerLockedError, LedgerMissingError
-from .exclude import compile_patterns
+from .cli_export import export
+from .cli_options import (
+    CONFIG_HELP,
+    CONFIG_TYPE,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_WORSE,
+    QUIET_HELP,
+    VERBOSE_HELP,
+    config_option,
+    load_or_exit,
+    set_logging,
+)
+from .errors import LedgerLockedError, LedgerMissingError
 from .ledger import open_ledger, open_readonly
 from .progress import make_progress
 from .report import FORMATS, format_text, format_verdicts, ledger_summary
@@ -33,58 +44,17 @@ from .run import RunOptions, run_locked
 from .schedule import Budget
 from .status import RunStatus
 
-EXIT_OK, EXIT_WORSE, EXIT_USAGE, EXIT_LOCKED, EXIT_FAILED = 0, 1, 2, 3, 4
-
-DEFAULT_CONFIG = Path("config.toml")
-_CONFIG_TYPE = click.Path(dir_okay=False, path_type=Path)
-_CONFIG_HELP = "Configuration file.  [default: config.toml]"
-_VERBOSE_HELP = "Log each phase in detail."
-_QUIET_HELP = "Only warnings and the summary."
-
-
-def _command_config(ctx: click.Context, param, value: Path | None) -> Path:
-    """--config after the command wins; else the one before it; else ./config.toml."""
-    return value or (ctx.find_root().obj or {}).get("config") or DEFAULT_CONFIG
-
-
-def _command_flag(ctx: click.Context, param, value: bool) -> None:
-    """-v/-q after the command: as if given before it."""
-    if value:
-        options = ctx.find_root().ensure_object(dict)
-        options[param.name] = True
-        _set_logging(options)
-
-
-def config_option(command):
-    """--config, -v and -q, accepted after the command as well as before it."""
-    command = click.option("-q", "--quiet", is_flag=True, expose_value=False,
-                           callback=_command_flag, help=_QUIET_HELP)(command)
-    command = click.option("-v", "--verbose", is_flag=True, expose_value=False,
-                           callback=_command_flag, help=_VERBOSE_HELP)(command)
-    return click.option("--config", "config_path", type=_CONFIG_TYPE, default=None,
-                        callback=_command_config, help=_CONFIG_HELP)(command)
-
 
 @click.group()
 @click.version_option(__version__, prog_name="preserver")
-@click.option("-v", "--verbose", is_flag=True, help=_VERBOSE_HELP)
-@click.option("-q", "--quiet", is_flag=True, help=_QUIET_HELP)
-@click.option("--config", "config_path", type=_CONFIG_TYPE, default=None, help=_CONFIG_HELP)
+@click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+@click.option("--config", "config_path", type=CONFIG_TYPE, default=None, help=CONFIG_HELP)
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, quiet: bool, config_path: Path | None) -> None:
     """Check an archive of articles, save their images, keep the history in SQLite."""
     ctx.obj = {"quiet": quiet, "verbose": verbose, "config": config_path}
-    _set_logging(ctx.obj)
-
-
-def _set_logging(options: dict) -> None:
-    level = (logging.DEBUG if options.get("verbose")
-             else logging.WARNING if options.get("quiet") else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LogFormat())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    set_logging(ctx.obj)
 
 
 def budget_options(command):
@@ -160,7 +130,7 @@ def plan_command(config_path: Path, max_minutes: float | None, max_requests: int
 
     from .plan import format_plan, make_plan
 
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     if not config.corpus_path.is_dir():
         click.echo(f"Error: corpus folder not found: {config.corpus_path}", err=True)
         sys.exit(EXIT_USAGE)
@@ -170,13 +140,6 @@ def plan_command(config_path: Path, max_minutes: float | None, max_requests: int
     else:
         click.echo(format_plan(planned, config, max_minutes, max_requests))
 
-
-class _LogFormat(logging.Formatter):
-    """Plain lines for progress; warnings and errors say so."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        return text if record.levelno <= logging.INFO else f"{record.levelname.lower()}: {text}"
 
 
 def _seconds(minutes: float | None) -> float | None:
@@ -195,7 +158,7 @@ def report(config_path: Path, fmt: str) -> None:
 def _read_ledger(config_path: Path):
     """The ledger, opened read-only; exit 2 in words if there is none to read."""
     try:
-        return open_readonly(_load(config_path).ledger_path)
+        return open_readonly(load_or_exit(config_path).ledger_path)
     except LedgerMissingError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -239,21 +202,6 @@ def list_(config_path: Path, roles: tuple[str, ...], statuses: tuple[str, ...],
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
 
 
-
-def _load(config_path: Path, exclude: tuple[str, ...] = ()):
-    """The config, with `--exclude` patterns added to `[live] exclude`."""
-    try:
-        config = load_config(config_path)
-        compile_patterns(exclude, "--exclude")
-    except ConfigError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    if not exclude:
-        return config
-    live = replace(config.live, exclude=[*config.live.exclude, *exclude])
-    return replace(config, live=live)
-
-
 @cli.command()
 @config_option
 @click.argument("items", nargs=-1, required=True)
@@ -264,7 +212,7 @@ def audit(config_path: Path, items: tuple[str, ...], fmt: str,
           exclude: tuple[str, ...]) -> None:
     """Check ITEMS now (article files, folders of the corpus, or single URLs), whatever the
     schedule says; print how each stands; exit 0 if all are good, 1 if any is not."""
-    config = _load(config_path, exclude)
+    config = load_or_exit(config_path, exclude)
     try:
         plan = plan_audit(config, list(items))
         options = RunOptions("audit", Budget(), scan=False, check=False, images=False,
@@ -299,7 +247,7 @@ def save(config_path: Path, max_minutes: float | None, max_requests: int | None,
 
 
 def _run_phases(config_path: Path, options: RunOptions, exclude: tuple[str, ...] = ()) -> None:
-    config = _load(config_path, exclude)
+    config = load_or_exit(config_path, exclude)
     if options.scan and not config.corpus_path.is_dir():  # before the lock: nothing written
         click.echo(f"Error: corpus folder not found: {config.corpus_path} "
                    f"([corpus] path in {config_path})", err=True)
@@ -353,94 +301,10 @@ def serve(config_path: Path, host: str, port: int) -> None:
 
     try:
         require_datasette()  # first: without it nothing else matters
-        serve_ledger(_load(config_path), host, port)
+        serve_ledger(load_or_exit(config_path), host, port)
     except ServeError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
 
 
-@cli.group()
-def export() -> None:
-    """Write the collection in formats that outlive preserver: wacz, bag, site."""
-
-
-wait_option = click.option(
-    "--wait", "wait_seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
-    help="If a run holds the ledger, wait up to this many seconds for it to end "
-         "(then exit 3).")
-
-
-@export.command()
-@config_option
-@wait_option
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-def site(config_path: Path, wait_seconds: float, out: Path) -> None:
-    """Copy the corpus to OUT/ so it reads without the archive: saved images copied beside
-    it and referenced by relative links, OUT/index.md listing the articles by health.
-    Again into the same OUT/: only what changed is written."""
-    import sqlite_utils
-
-    from .export_site import export_site
-
-    config = _load(config_path)
-    _run_export(config, wait_seconds, lambda db, progress: export_site(
-        config, sqlite_utils.Database(db), out, progress))
-
-
-@export.command("wacz")
-@config_option
-@wait_option
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-def export_wacz(config_path: Path, wait_seconds: float, out: Path) -> None:
-    """Write the saved images as a WACZ file OUT (WARC, CDXJ index, pages.jsonl) that pywb
-    and ReplayWeb.page replay at their original URLs and capture times."""
-    from .export_wacz import write_wacz
-
-    config = _load(config_path)
-    _run_export(config, wait_seconds,
-                lambda db, progress: write_wacz(db, config.media_path, out, progress))
-
-
-@export.command("bag")
-@config_option
-@wait_option
-@click.option("--organization", default="unspecified", show_default=True,
-              help="Source-Organization in bag-info.txt: who deposits the bag.")
-@click.option("--wacz", "with_wacz", is_flag=True,
-              help="Put a WACZ of the saved images in the bag too (data/preserver.wacz).")
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-def export_bag(config_path: Path, wait_seconds: float, organization: str, with_wacz: bool,
-               out: Path) -> None:
-    """Make or update the BagIt bag OUT: the media folder, a consistent copy of the ledger
-    (and with --wacz a WACZ). A second export copies only what changed."""
-    from .export_bag import write_bag
-
-    config = _load(config_path)
-    _run_export(config, wait_seconds, lambda db, progress: write_bag(
-        db, config.ledger_path, config.media_path, out, organization, progress, with_wacz))
-
-
-def _run_export(config, wait_seconds: float, write) -> None:
-    """Hold the ledger (no run may write meanwhile), write, print what was written. Exit 3
-    if a run holds it past --wait, 2 if the export cannot be made as asked, 1 if some saved
-    images were left out because their files are missing or changed."""
-    from .errors import ExportError
-    from .exporting import ledger_for_export
-
-    quiet = (click.get_current_context().obj or {}).get("quiet", False)
-    progress = make_progress(quiet)
-    try:
-        with ledger_for_export(config.ledger_path, wait_seconds) as db:
-            summary = write(db, progress)
-    except LedgerLockedError as exc:
-        click.echo(f"Error: {exc}; not exporting (try again when it ends, or pass --wait "
-                   "SECONDS).", err=True)
-        sys.exit(EXIT_LOCKED)
-    except ExportError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    finally:
-        progress.close()
-    for line in summary.lines():
-        click.echo(line)
-    sys.exit(EXIT_WORSE if getattr(summary, "damaged", None) else EXIT_OK)
+cli.add_command(export)

@@ -4,7 +4,8 @@ The articles' images live only in the Wayback Machine; preserver saves them, but
 should need neither the archive nor preserver to see them. The export copies every article to
 `OUT/articles/<its path>` and every saved image it shows to `OUT/media/<its path in the media
 folder>`, and points the reference at the copy by a relative, percent-encoded path, which any
-Markdown viewer follows. `OUT/index.md` lists the articles with their health.
+Markdown viewer follows. `OUT/index.md` lists the articles with their health (made by
+`export_index.py`).
 
 Byte-faithful: an article's bytes are spliced, never re-serialised. Only the URL inside an
 image reference (`<img src="...">`, `![...](...)`) whose image the ledger holds as saved is
@@ -28,7 +29,6 @@ import html
 import itertools
 import logging
 import os
-import re
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,6 +41,7 @@ import sqlite_utils
 from .articles import _MARKDOWN, _TAG, Article, parse_article
 from .config import Config
 from .errors import ExportError, UnsafePathError
+from .export_index import ARTICLES, INDEX, MEDIA, build_index
 from .progress import LineProgress
 from .scan import corpus_files
 from .status import ParseStatus
@@ -50,7 +51,6 @@ from .urls import resolve_link
 log = logging.getLogger("preserver")
 
 MANIFEST = ".preserver-site"  # what the last export wrote, one path a line
-ARTICLES, MEDIA, INDEX = "articles", "media", "index.md"
 _BOUNDARY = frontmatter.YAMLHandler.FM_BOUNDARY  # the `---` lines, as the reader splits them
 _LOOKUP_BATCH = 500  # image URLs per ledger query
 
@@ -278,7 +278,7 @@ class _Site:
 
     # -- index and leftovers ------------------------------------------------------------
     def index(self, files: list[str]):
-        return build_index(self.db, files, self.summary)
+        return build_index(self.db, files, self.summary.references)
 
     def remove_stale(self) -> int:
         """Delete what the previous export wrote and this one did not (a removed article,
@@ -300,102 +300,6 @@ class _Site:
             except (OSError, UnsafePathError) as exc:
                 log.warning("could not remove %s from the export: %s", path, exc)
         return removed
-
-
-VERDICT_NOTES = {
-    "snapshot broken": "The Wayback snapshot the article cites is gone. The best other capture "
-                       "preserver knows is given where there is one.",
-    "images missing": "Some images could not be saved: they keep their Wayback URL.",
-    "unreadable": "preserver could not read the file: it is copied as it is.",
-    "archive unreachable": "The last check could not reach the archive: health unknown.",
-    "not checked yet": "Read, but not checked against the archive yet.",
-    "original gone": "The original site no longer serves the page; snapshot and images hold.",
-    "ok": "Snapshot, original and every image hold.",
-    "not scanned yet": "Not in the ledger yet (run `preserver scan`).",
-}
-
-
-def build_index(db: sqlite_utils.Database, files: list[str], summary: SiteSummary):
-    """index.md, as chunks of bytes: the articles by health (worst first), each linked to its
-    copy. Two passes over the view (counts, then lines) and written as it is made, so that
-    neither the rows nor the text is held (at 10,000 articles they were a sixth of the
-    export's memory)."""
-    exported = set(files)
-    counts: Counter = Counter()
-    listed: set[str] = set()
-    for verdict, path in db.execute(
-            "select verdict, path from article_health order by severity"):
-        if path in exported:
-            counts[verdict] += 1
-            listed.add(path)
-    unscanned = [p for p in files if p not in listed]
-    del listed
-    if unscanned:
-        counts["not scanned yet"] = len(unscanned)
-    refs = summary.references
-    lines = ["# Articles", "",
-             f"{len(files):,} articles, copied by `preserver export site`. "
-             f"{refs['local']:,} image references point to copies under `{MEDIA}/`; "
-             f"{refs['wayback']:,} keep their Wayback URL (the image is not saved).", "",
-             "| health | articles |", "|---|---:|"]
-    lines += [f"| [{v}](#{_anchor(v)}) | {n:,} |" for v, n in counts.items()]
-    yield "\n".join(lines).encode()
-    current = None
-    rows = db.query("select h.path, h.title, h.verdict, h.problems, h.date, h.url, s.final_url, "
-                    "s.capture_timestamp from article_health h left join urls s on s.url = h.url "
-                    "order by h.severity, h.date desc, h.path")
-    unscanned_rows = ({"path": p, "title": None, "verdict": "not scanned yet", "problems": None,
-                       "date": None, "url": None} for p in unscanned)
-    for row in itertools.chain(rows, unscanned_rows):
-        if row["path"] not in exported:
-            continue
-        if row["verdict"] != current:
-            current = row["verdict"]
-            yield f"\n\n## {current}\n\n{VERDICT_NOTES.get(current, '')}\n".encode()
-        yield f"\n{_index_line(db, row)}".encode()
-    yield b"\n"
-
-
-def _index_line(db: sqlite_utils.Database, row: dict) -> str:
-    link = f"{ARTICLES}/{quote(row['path'], safe='/')}"
-    parts = [f"- [{_escape(row['title'] or row['path'])}]({link})"]
-    parts += [_escape(row[k]) for k in ("date", "problems") if row.get(k)]
-    if row["verdict"] == "snapshot broken":
-        parts.append(_other_captures(db, row))
-    elif row.get("url"):
-        parts.append(f"[snapshot]({_url(row['url'])})")
-    return " · ".join(parts)
-
-
-def _other_captures(db: sqlite_utils.Database, row: dict) -> str:
-    """The nearest capture the archive answered with, and other archives' mementos."""
-    found = []
-    if row.get("final_url") and row["final_url"] != row["url"]:
-        found.append(f"[nearest capture {row['capture_timestamp'] or ''}]"
-                     f"({_url(row['final_url'])})")
-    found += [f"[{_escape(archive)} {timestamp or ''}]({_url(memento)})"
-              for archive, memento, timestamp in db.execute(
-                  "select archive, memento_url, memento_timestamp from alternates "
-                  "where url = ? and memento_url is not null order by archive", [row["url"]])]
-    return ("other captures: " + ", ".join(found)) if found else "no other capture known"
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
-_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
-
-
-def _escape(text: str) -> str:
-    """Text that stays plain inside a Markdown list item: specials escaped, one line."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text))).strip()
-
-
-def _url(url: str) -> str:
-    """A URL that a Markdown link destination holds in one piece."""
-    return quote(url, safe="-._~:/?#[]@!$&'*+,;=%")
-
-
-def _anchor(heading: str) -> str:
-    return heading.replace(" ", "-")
 
 
 def _write_if_changed(target: Path | str, data: bytes) -> bool:

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from preserver.client import HttpClient, proxy_map
+from preserver.client import HttpClient
 from preserver.config import load_config
 from preserver.errors import ConfigError, RequestFailed
+from preserver.network import proxy_map
 from preserver.status import UrlStatus
 from tests.conftest import write_article, write_config
 from tests.test_run_end_to_end import tls_port  # noqa: F401  (an HTTPS server, a fixture)

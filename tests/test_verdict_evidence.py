@@ -13,8 +13,9 @@ import socket
 
 import sqlite_utils
 
-from preserver.client import HttpClient, SafeNetworkBackend
+from preserver.client import HttpClient
 from preserver.config import load_config
+from preserver.network import SafeNetworkBackend
 from tests.conftest import closed_port, run_cli, write_article, write_config
 
 WB = "https://web.archive.org/web"
